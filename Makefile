@@ -1,0 +1,28 @@
+# Two commands matter: `make run` and `make test`. Each builds .venv on first use.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: run test lint fmt
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## run the service (embedded Redis unless REDIS_URL is set)
+	$(BIN)/slotlock serve
+
+test: $(STAMP)  ## run the whole test suite, slow fault tests included
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff and mypy, both strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

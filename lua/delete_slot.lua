@@ -1,0 +1,55 @@
+--[[
+delete_slot: remove a slot that has no active bookings, with its lock and its
+cancelled bookings, and take them out of the resource's counters.
+
+  KEYS[1] slot_key                sl:{T}:slot:<slot id>
+  KEYS[2] lock_key                sl:{T}:lock:<slot id>
+  KEYS[3] resource_key            sl:{T}:resource
+  KEYS[4] starts_key              sl:{T}:slots           slot ids by start_ms
+  KEYS[5] ends_key                sl:{T}:slot-ends       slot ids by end_ms
+  KEYS[6] slot_bookings_key       sl:{T}:slot-bookings:<slot id>
+  KEYS[7] resource_bookings_key   sl:{T}:bookings
+  KEYS[8..] booking keys          sl:{T}:booking:<booking id>, the slot's bookings as the caller read them
+  ARGV[1] environment             the caller's environment; another one sees nothing
+  ARGV[2..] booking ids           in KEYS order
+
+Returns:
+  {"OK"}
+  {"SLOT_NOT_FOUND"}
+  {"HAS_ACTIVE_BOOKINGS", num_active_bookings}
+  {"STALE"}                       the slot's bookings changed since the caller read them: read again
+]]
+local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local starts_key, ends_key = KEYS[4], KEYS[5]
+local slot_bookings_key, resource_bookings_key = KEYS[6], KEYS[7]
+local environment = ARGV[1]
+local booking_count = #ARGV - 1
+
+local slot = redis.call('HMGET', slot_key,
+  'environment', 'id', 'num_active_bookings', 'num_bookings', 'num_cancelled_bookings')
+if slot[1] ~= environment then
+  return {'SLOT_NOT_FOUND'}
+end
+if tonumber(slot[3]) > 0 then
+  return {'HAS_ACTIVE_BOOKINGS', tonumber(slot[3])}
+end
+if redis.call('ZCARD', slot_bookings_key) ~= booking_count then
+  return {'STALE'}
+end
+for i = 1, booking_count do
+  if not redis.call('ZSCORE', slot_bookings_key, ARGV[1 + i]) then
+    return {'STALE'}
+  end
+end
+
+for i = 1, booking_count do
+  redis.call('DEL', KEYS[7 + i])
+  redis.call('ZREM', resource_bookings_key, ARGV[1 + i])
+end
+redis.call('DEL', slot_key, lock_key, slot_bookings_key)
+redis.call('ZREM', starts_key, slot[2])
+redis.call('ZREM', ends_key, slot[2])
+redis.call('HINCRBY', resource_key, 'num_slots', -1)
+redis.call('HINCRBY', resource_key, 'num_bookings', -tonumber(slot[4]))
+redis.call('HINCRBY', resource_key, 'num_cancelled_bookings', -tonumber(slot[5]))
+return {'OK'}

@@ -1,0 +1,51 @@
+--[[
+lock_slot: take the lock on a slot, or move the lock its holder already has.
+
+  KEYS[1] slot_key       sl:{T}:slot:<slot id>
+  KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>", expires at until_ms
+  KEYS[3] resource_key   sl:{T}:resource
+  ARGV[1] environment    the caller's environment; another one sees nothing
+  ARGV[2] holder         SHA-256 hex of the client's lock_key (the key itself never reaches Redis)
+  ARGV[3] until_ms       lock_until in epoch ms; Redis drops the lock then (SET PXAT)
+
+Returns:
+  {"OK", token, view}          token: fencing token, kept when the holder moves its own lock
+  {"SLOT_NOT_FOUND"}
+  {"NOT_LOCKABLE"}
+  {"SLOT_DISABLED"}
+  {"SLOT_FULL"}                no free place to hold
+  {"LOCKED", locked_until_ms}  held under another lock_key
+]]
+--!include slot_view.lua
+local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
+
+local slot = redis.call('HMGET', slot_key,
+  'environment', 'lockable', 'status', 'capacity', 'num_active_bookings')
+if slot[1] ~= environment then
+  return {'SLOT_NOT_FOUND'}
+end
+if slot[2] ~= '1' then
+  return {'NOT_LOCKABLE'}
+end
+if slot[3] ~= 'active' then
+  return {'SLOT_DISABLED'}
+end
+
+local token
+local current = redis.call('GET', lock_key)
+if current then
+  local current_holder, current_token = string.match(current, '^(%x+):(%d+)$')
+  if current_holder ~= holder then
+    return {'LOCKED', redis.call('PEXPIRETIME', lock_key)}
+  end
+  token = tonumber(current_token)
+else
+  if tonumber(slot[5]) >= tonumber(slot[4]) then
+    return {'SLOT_FULL'}
+  end
+  token = redis.call('HINCRBY', slot_key, 'lock_seq', 1)
+end
+
+redis.call('SET', lock_key, holder .. ':' .. token, 'PXAT', until_ms)
+return {'OK', token, slot_view(slot_key, lock_key, resource_key)}

@@ -1,0 +1,30 @@
+--[[
+unlock_slot: release a slot's lock if the caller holds it; compare and delete in one step.
+
+  KEYS[1] slot_key       sl:{T}:slot:<slot id>
+  KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>"
+  KEYS[3] resource_key   sl:{T}:resource
+  ARGV[1] environment    the caller's environment; another one sees nothing
+  ARGV[2] holder         SHA-256 hex of the client's lock_key
+
+Returns:
+  {"OK", view}           released, or there was no lock (a retried unlock is harmless)
+  {"SLOT_NOT_FOUND"}
+  {"NOT_OWNER"}          held under another lock_key; the lock stays
+]]
+--!include slot_view.lua
+local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local environment, holder = ARGV[1], ARGV[2]
+
+if redis.call('HGET', slot_key, 'environment') ~= environment then
+  return {'SLOT_NOT_FOUND'}
+end
+
+local current = redis.call('GET', lock_key)
+if current then
+  if string.match(current, '^(%x+):') ~= holder then
+    return {'NOT_OWNER'}
+  end
+  redis.call('DEL', lock_key)
+end
+return {'OK', slot_view(slot_key, lock_key, resource_key)}

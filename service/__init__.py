@@ -1,0 +1,1 @@
+"""slotlock: a Redis-backed slot-hold service."""

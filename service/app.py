@@ -1,0 +1,74 @@
+"""The ASGI application: routes, error handlers, start-up (script preload) and shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.clock import Clock, system_clock_ms
+from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
+from service.middleware import RequestContext
+from service.outage import OUTAGE_ERRORS
+from service.responses import failure
+from service.routes import ops, resources, slots
+from service.services import Services
+from service.settings import Settings
+from service.store.client import RedisClient
+
+logger = logging.getLogger("slotlock")
+
+
+def create_app(
+    settings: Settings,
+    redis: RedisClient,
+    clock: Clock = system_clock_ms,
+    *,
+    owns_redis: bool = False,
+) -> Starlette:
+    """The service on `redis`; with `owns_redis` it closes the client when it stops."""
+    found = Services.build(settings, redis, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await found.warm_up()
+        except OUTAGE_ERRORS as error:
+            # Start anyway: /readyz stays 503 and warms up once Redis answers.
+            logger.error("redis unreachable at start-up: %s", type(error).__name__)
+        yield
+        if owns_redis:
+            await redis.aclose()
+
+    async def api_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ApiError)
+        return failure(error)
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        if error.status_code == 405:
+            return failure(MethodNotAllowed(f"{request.method} is not allowed on this path"))
+        return failure(RouteNotFound("no such route"))
+
+    async def redis_down(request: Request, error: Exception) -> Response:
+        found.outage.failure(error)
+        retry_after_s = settings.retry_after_s
+        return failure(StoreUnavailable("Redis is unreachable; retry", retry_after_s=retry_after_s))
+
+    handlers = {ApiError: api_error, HTTPException: http_error} | dict.fromkeys(
+        OUTAGE_ERRORS, redis_down
+    )
+    app = Starlette(
+        routes=[*resources.ROUTES, *slots.ROUTES, *ops.ROUTES],
+        middleware=[Middleware(RequestContext, on_answer=found.outage.success)],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )
+    app.state.services = found
+    return app

@@ -1,0 +1,17 @@
+"""The app as uvicorn's workers build it: from the environment, in each worker."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from service import logs
+from service.app import create_app
+from service.connect import redis_from_settings
+from service.settings import Settings
+
+
+def create_app_from_env() -> Starlette:
+    """Read settings, configure logging, connect, and build the app (uvicorn factory)."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    return create_app(settings, redis_from_settings(settings), owns_redis=True)

@@ -1,0 +1,72 @@
+"""Who is calling: Bearer keys checked against their stored hashes, cached per process.
+
+A verified key is cached for `key_cache_s` (at most 5 s), so checking a key
+costs no Redis round trip on the hot path, and a revoked key stops working on
+every pod within that time. Unknown keys are cached too, so junk keys cannot
+turn every request into a Redis lookup. Keys are looked up by their SHA-256, so
+nothing compares secret bytes, and the cache holds only hashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.clock import Clock
+from service.errors import SecretKeyRequired, Unauthenticated, UnknownKey
+from service.store.api_keys import KeyRecord, KeyStore, hash_key, scope_of
+
+_MAX_CACHED_KEYS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The environment and scope of the key behind a request."""
+
+    environment: str
+    scope: str
+    key_hash: str
+
+    @property
+    def is_secret(self) -> bool:
+        """Whether the caller used a secret key."""
+        return self.scope == "secret"
+
+    def require_secret(self) -> None:
+        """Refuse a public key on a secret-only endpoint (401 E015)."""
+        if not self.is_secret:
+            raise SecretKeyRequired("this endpoint needs a secret key")
+
+
+class Authenticator:
+    """Turns an Authorization header into a Caller."""
+
+    def __init__(self, keys: KeyStore, clock: Clock, cache_s: float) -> None:
+        self._keys = keys
+        self._clock = clock
+        self._cache_ms = int(cache_s * 1000)
+        self._cache: dict[str, tuple[int, KeyRecord | None]] = {}
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        """The caller, or 401 E056 / E055."""
+        if authorization is None or not authorization.startswith("Bearer "):
+            raise Unauthenticated("send `Authorization: Bearer <key>`")
+        key = authorization[len("Bearer ") :].strip()
+        if scope_of(key) is None:
+            raise UnknownKey("unknown or revoked API key")
+        key_hash = hash_key(key)
+        record = await self._record(key_hash)
+        now_ms = self._clock()
+        if record is None or record.revoked or (record.expires_ms and record.expires_ms <= now_ms):
+            raise UnknownKey("unknown or revoked API key")
+        return Caller(record.environment, record.scope, key_hash)
+
+    async def _record(self, key_hash: str) -> KeyRecord | None:
+        now_ms = self._clock()
+        cached = self._cache.get(key_hash)
+        if cached is not None and now_ms - cached[0] < self._cache_ms:
+            return cached[1]
+        record = await self._keys.lookup(key_hash)
+        if len(self._cache) >= _MAX_CACHED_KEYS:
+            self._cache.clear()
+        self._cache[key_hash] = (now_ms, record)
+        return record

@@ -1,0 +1,40 @@
+"""API keys provisioned declaratively: a JSON file (e.g. a mounted Kubernetes Secret).
+
+The file holds one key pair as `slotlock keys create` prints it, or a list of
+them. Each is stored at start-up (storing a pair again is harmless, and never
+un-revokes it), so nobody has to exec into a pod to create keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import msgspec
+
+from service.store.api_keys import KeyPair, KeyStore, scope_of
+
+logger = logging.getLogger("slotlock.keys")
+
+
+def read_key_file(path: Path) -> list[KeyPair]:
+    """The pairs in the file; a malformed file stops start-up, naming the file, not its keys."""
+    try:
+        pairs = msgspec.json.decode(path.read_bytes(), type=KeyPair | list[KeyPair])
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise ValueError(
+            f"SLOTLOCK_KEYS_FILE {path} is unreadable: {type(error).__name__}"
+        ) from None
+    pairs = pairs if isinstance(pairs, list) else [pairs]
+    for pair in pairs:
+        if scope_of(pair.public_key) != "public" or scope_of(pair.secret_key) != "secret":
+            raise ValueError(f"SLOTLOCK_KEYS_FILE {path} holds a key of the wrong form")
+    return pairs
+
+
+async def import_key_file(keys: KeyStore, path: Path) -> None:
+    """Store every pair of the file."""
+    pairs = read_key_file(path)
+    for pair in pairs:
+        await keys.import_pair(pair)
+    logger.info("imported API key pairs", extra={"pairs": len(pairs), "file": str(path)})

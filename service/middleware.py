@@ -1,0 +1,95 @@
+"""Per-request plumbing as plain ASGI (no BaseHTTPMiddleware): ids, logs, metrics, headers.
+
+It also turns an unexpected exception into the E001 envelope here, inside the
+logging, so that even a bug gets a request id, a log line and a metric.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import InternalError
+from service.metrics import LATENCY, REQUESTS
+from service.responses import HARDENING_HEADERS, failure
+
+access_log = logging.getLogger("slotlock.access")
+error_log = logging.getLogger("slotlock.error")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_EXTRA_HEADERS = [(name.encode(), value.encode()) for name, value in HARDENING_HEADERS.items()]
+
+
+class RequestContext:
+    """Request id, access log line, metrics by route template, hardening headers, E001."""
+
+    def __init__(self, app: ASGIApp, on_answer: Callable[[], None] = lambda: None) -> None:
+        self.app = app
+        self.on_answer = on_answer  # told of every request that was not a 5xx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *_EXTRA_HEADERS,
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            error_log.exception("unexpected failure", extra={"request_id": request_id})
+            if response_started:
+                raise
+            await failure(InternalError("unexpected failure; see the service log"))(
+                scope, receive, send_with_headers
+            )
+        finally:
+            _record(scope, request_id, status, time.perf_counter() - started)
+            if status < 500:
+                self.on_answer()
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def _record(scope: Scope, request_id: str, status: int, duration_s: float) -> None:
+    route = scope.get("route")
+    template = getattr(route, "path", "unmatched")
+    method = str(scope["method"])
+    REQUESTS.labels(template, method, str(status)).inc()
+    LATENCY.labels(template, method).observe(duration_s)
+    access_log.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": method,
+            "path": scope["path"],
+            "route": template,
+            "status": status,
+            "duration_ms": round(duration_s * 1000, 3),
+        },
+    )

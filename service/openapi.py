@@ -1,0 +1,136 @@
+"""The OpenAPI document, generated from the msgspec types of payloads.py.
+
+OPERATIONS lists every endpoint once; a test checks it against the app's routes,
+so the document cannot silently fall behind the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from service import payloads as p
+
+REF = "#/components/schemas/{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One endpoint: how it is called and what it answers."""
+
+    method: str
+    path: str
+    summary: str
+    scope: str  # "public" (either key), "secret", or "none"
+    body: tuple[type[Any], ...] = ()  # request Struct types; several mean "one of"
+    data: type[Any] | None = None
+    is_list: bool = False
+    meta: type[Any] | None = None
+
+
+# fmt: off
+OPERATIONS: list[Operation] = [
+    Operation("POST", "/resources", "Create a resource", "secret",
+              body=(p.ResourceCreate,), data=p.ResourceOut),
+    Operation("GET", "/resources", "List resources", "public",
+              data=p.ResourceOut, is_list=True, meta=p.ListMeta),
+    Operation("GET", "/resources/{resource_id}", "Get a resource", "public", data=p.ResourceOut),
+    Operation("PATCH", "/resources/{resource_id}", "Update a resource", "secret",
+              body=(p.ResourceUpdate,), data=p.ResourceOut),
+    Operation("DELETE", "/resources/{resource_id}", "Delete a resource with all it owns",
+              "secret", data=p.ResourceOut),
+    Operation("POST", "/resources/{resource_id}/publish", "Publish a resource", "secret",
+              data=p.ResourceOut),
+    Operation("POST", "/resources/{resource_id}/convert-draft", "Make a resource a draft again",
+              "secret", data=p.ResourceOut),
+    Operation("POST", "/slots", "Create a slot, or many at once with `slots`", "secret",
+              body=(p.SlotCreate, p.SlotBulkCreate), data=p.SlotOut),
+    Operation("GET", "/slots", "List slots", "public",
+              data=p.SlotOut, is_list=True, meta=p.ListMeta),
+    Operation("GET", "/slots/{slot_id}", "Get a slot", "public", data=p.SlotOut),
+    Operation("PATCH", "/slots/{slot_id}", "Update a slot", "secret",
+              body=(p.SlotUpdate,), data=p.SlotOut),
+    Operation("DELETE", "/slots/{slot_id}", "Delete a slot without active bookings", "secret",
+              data=p.SlotOut),
+    Operation("POST", "/slots/{slot_id}/enable", "Enable a slot", "secret", data=p.SlotOut),
+    Operation("POST", "/slots/{slot_id}/disable", "Disable a slot", "secret", data=p.SlotOut),
+    Operation("POST", "/slots/{slot_id}/lock", "Lock a slot until a deadline", "public",
+              body=(p.LockRequest,), data=p.SlotOut, meta=p.LockMeta),
+    Operation("POST", "/slots/{slot_id}/unlock", "Unlock a slot", "public",
+              body=(p.UnlockRequest,), data=p.SlotOut),
+    Operation("GET", "/healthz", "The process is up", "none"),
+    Operation("GET", "/readyz", "Redis answers and the scripts are loaded", "none"),
+    Operation("GET", "/metrics", "Prometheus metrics", "none"),
+    Operation("GET", "/openapi.json", "This document", "none"),
+]
+# fmt: on
+
+
+def build_document(operations: list[Operation]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for `operations`."""
+    types: list[Any] = [p.ErrorEnvelope]
+    for operation in operations:
+        types += [*operation.body]
+        types += [t for t in (operation.data, operation.meta) if t is not None]
+    schemas, components = msgspec.json.schema_components(types, ref_template=REF)
+    by_type = dict(zip(types, schemas, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in operations:
+        paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
+            operation, by_type
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "slotlock", "version": "0.1.0"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _operation(operation: Operation, by_type: dict[Any, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "summary": operation.summary,
+        "operationId": f"{operation.method.lower()}_{operation.path}",
+        "responses": {
+            "default": {
+                "description": "failure envelope",
+                "content": _json(by_type[p.ErrorEnvelope]),
+            },
+        },
+    }
+    if operation.data is not None:
+        data = by_type[operation.data]
+        if operation.is_list:
+            data = {"type": "array", "items": data}
+        meta = by_type[operation.meta] if operation.meta else {"type": "object"}
+        envelope = {
+            "type": "object",
+            "required": ["data", "meta", "success"],
+            "properties": {"data": data, "meta": meta, "success": {"const": True}},
+        }
+        spec["responses"]["2XX"] = {"description": "success envelope", "content": _json(envelope)}
+    else:
+        spec["responses"]["200"] = {"description": "operational answer"}
+    if operation.body:
+        bodies = [by_type[body] for body in operation.body]
+        schema = bodies[0] if len(bodies) == 1 else {"oneOf": bodies}
+        spec["requestBody"] = {"required": True, "content": _json(schema)}
+    if operation.scope != "none":
+        spec["security"] = [{"bearer": []}]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in ("resource_id", "slot_id", "booking_id")
+        if "{" + name + "}" in operation.path
+    ]
+    if parameters:
+        spec["parameters"] = parameters
+    return spec
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}

@@ -1,0 +1,141 @@
+"""Request and response Structs: the public JSON contract of API.md.
+
+Request bodies forbid unknown fields (a typo is a 400, never silently ignored).
+Fields that are checked beyond their JSON type (timestamps, capacity, metadata)
+arrive as raw JSON values and are validated by service.validation, so that each
+mistake gets the error code API.md gives it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType, field
+
+Name = Annotated[str, Meta(min_length=1, max_length=255)]
+LockKey = Annotated[
+    str, Meta(min_length=1, max_length=255, description="1 to 255 printable characters")
+]
+Instant = Annotated[str, Meta(description="ISO 8601 timestamp; any offset, none means UTC")]
+Capacity = Annotated[Any, Meta(description="a positive integer (else 400 E047)")]
+Metadata = Annotated[
+    dict[str, Any],
+    Meta(description="flat object; keys up to 100 characters, values up to 5000 as JSON (E042)"),
+]
+Seconds = Annotated[int, Meta(ge=0)]
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every request body."""
+
+
+class ResourceCreate(Request):
+    name: Name
+    timezone: str = "UTC"
+    booking_disabled_before: Seconds = 0
+    public_scheduling_enabled: bool = False
+    metadata: Metadata = {}
+
+
+class ResourceUpdate(Request):
+    name: Name | UnsetType = UNSET
+    timezone: str | UnsetType = UNSET
+    booking_disabled_before: Seconds | UnsetType = UNSET
+    public_scheduling_enabled: bool | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+
+
+class SlotSpec(Request):
+    """One slot in a bulk create."""
+
+    start_date: Instant
+    end_date: Instant
+    capacity: Capacity
+    lockable: bool = True
+    metadata: Metadata = {}
+
+
+class SlotCreate(SlotSpec, kw_only=True):
+    resource_id: str
+
+
+class SlotBulkCreate(Request):
+    resource_id: str
+    slots: Annotated[list[SlotSpec], Meta(min_length=1, max_length=500)]
+
+
+class SlotUpdate(Request):
+    start_date: Instant | UnsetType = UNSET
+    end_date: Instant | UnsetType = UNSET
+    capacity: Capacity | UnsetType = UNSET
+    lockable: bool | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+
+
+class LockRequest(Request):
+    lock_key: LockKey
+    lock_until: Instant
+
+
+class UnlockRequest(Request):
+    lock_key: LockKey
+
+
+class ResourceOut(msgspec.Struct, kw_only=True):
+    object: Literal["resource"] = field(default="resource", name="_object")
+    id: str
+    name: str
+    status: Literal["draft", "published"]
+    timezone: str
+    short_id: str
+    booking_disabled_before: int
+    public_scheduling_enabled: bool
+    num_slots: int
+    num_available_slots: int
+    num_bookings: int
+    num_active_bookings: int
+    num_cancelled_bookings: int
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class SlotOut(msgspec.Struct, kw_only=True):
+    object: Literal["slot"] = field(default="slot", name="_object")
+    id: str
+    resource_id: str
+    start_date: str
+    end_date: str
+    capacity: int
+    status: Literal["active", "disabled"]
+    lockable: bool
+    locked_until: str | None
+    available: bool
+    num_bookings: int
+    num_active_bookings: int
+    num_cancelled_bookings: int
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class ErrorBody(msgspec.Struct):
+    code: str
+    message: str
+    status: int
+
+
+class ErrorEnvelope(msgspec.Struct):
+    error: ErrorBody
+    success: Literal[False] = False
+
+
+class ListMeta(msgspec.Struct):
+    limit: int
+    page: int
+    total: int
+
+
+class LockMeta(msgspec.Struct):
+    lock_token: int

@@ -1,0 +1,101 @@
+"""What every route does first: find its services, its caller, its ids, its body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from service.auth import Caller
+from service.errors import ApiError, BadRequest, BodyTooLarge
+from service.ids import canonical_id
+from service.payloads import ListMeta
+from service.services import Services
+from service.validation import RequestT, decode_body
+
+T = TypeVar("T")
+
+MAX_PAGE_LIMIT = 50
+
+
+def services(request: Request) -> Services:
+    """The app's services."""
+    found: Services = request.app.state.services
+    return found
+
+
+async def caller(request: Request, *, secret: bool = False) -> Caller:
+    """The authenticated caller; `secret=True` refuses public keys (E015)."""
+    who = await services(request).authenticator.authenticate(request.headers.get("authorization"))
+    if secret:
+        who.require_secret()
+    return who
+
+
+def path_id(request: Request, name: str, not_found: type[ApiError], kind: str) -> str:
+    """A path id in canonical form; a malformed one is that kind's 404."""
+    found = canonical_id(request.path_params[name])
+    if found is None:
+        raise not_found(f"{kind} not found")
+    return found
+
+
+async def body(request: Request, request_type: type[RequestT]) -> RequestT:
+    """The JSON body decoded into `request_type`, within the size limit (E102)."""
+    return decode_body(await read_body(request), request_type)
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 E102 as soon as it passes the limit."""
+    limit = services(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """`limit` and `page` of a list request."""
+
+    limit: int
+    page: int
+
+    @classmethod
+    def of(cls, request: Request) -> Page:
+        """Read and check them (400 E013 naming the parameter)."""
+        return cls(
+            _int_param(request, "limit", 20, 1, MAX_PAGE_LIMIT),
+            _int_param(request, "page", 1, 1, 1_000_000),
+        )
+
+    def cut(self, items: list[T]) -> tuple[list[T], ListMeta]:
+        """This page of `items` and the list meta."""
+        start = (self.page - 1) * self.limit
+        return items[start : start + self.limit], ListMeta(self.limit, self.page, len(items))
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise BadRequest(f"`{name}` must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def bool_param(request: Request, name: str) -> bool | None:
+    """An optional true/false query parameter."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw.lower() not in {"true", "false"}:
+        raise BadRequest(f"`{name}` must be true or false")
+    return raw.lower() == "true"

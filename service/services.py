@@ -1,0 +1,54 @@
+"""What a request handler may use, built once per app and kept on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.auth import Authenticator
+from service.clock import Clock
+from service.keyfile import import_key_file
+from service.outage import OutageLog
+from service.scripts import Scripts
+from service.settings import Settings
+from service.store.api_keys import KeyStore
+from service.store.client import RedisClient
+from service.store.resources import ResourceStore
+from service.store.slots import SlotStore
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The app's collaborators: settings, clock, stores and the authenticator."""
+
+    settings: Settings
+    clock: Clock
+    redis: RedisClient
+    scripts: Scripts
+    keys: KeyStore
+    authenticator: Authenticator
+    resources: ResourceStore
+    slots: SlotStore
+    outage: OutageLog
+
+    async def warm_up(self) -> None:
+        """Load every script into Redis and import the provisioned API keys, if any."""
+        await self.scripts.preload(self.redis)
+        if self.settings.keys_file is not None:
+            await import_key_file(self.keys, self.settings.keys_file)
+
+    @classmethod
+    def build(cls, settings: Settings, redis: RedisClient, clock: Clock) -> Services:
+        """Wire every store to one Redis client and one clock."""
+        scripts = Scripts.register(redis)
+        keys = KeyStore(redis, clock)
+        return cls(
+            settings=settings,
+            clock=clock,
+            redis=redis,
+            scripts=scripts,
+            keys=keys,
+            authenticator=Authenticator(keys, clock, settings.key_cache_s),
+            resources=ResourceStore(redis, scripts, clock),
+            slots=SlotStore(redis, scripts, clock),
+            outage=OutageLog(),
+        )

@@ -1,0 +1,1 @@
+"""Redis access: one store per object kind; nothing else talks to Redis."""

@@ -1,0 +1,77 @@
+"""Script status codes and the API errors they become: the one table, translated once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from service.clock import format_instant
+from service.errors import (
+    ApiError,
+    BookingNotFound,
+    LockNotOwned,
+    ResourceNotFound,
+    SlotNotFound,
+    Unprocessable,
+)
+
+Refusal = Callable[[list[Any], int], ApiError]
+
+
+def _locked(reply: list[Any], now_ms: int) -> ApiError:
+    until_ms = int(reply[1])
+    return Unprocessable(
+        "E045",
+        f"the slot is locked under another lock_key until {format_instant(until_ms)}",
+        retry_after_s=math.ceil((until_ms - now_ms) / 1000),
+    )
+
+
+REFUSALS: dict[str, Refusal] = {
+    "SLOT_NOT_FOUND": lambda reply, now_ms: SlotNotFound("slot not found"),
+    "RESOURCE_NOT_FOUND": lambda reply, now_ms: ResourceNotFound("resource not found"),
+    "BOOKING_NOT_FOUND": lambda reply, now_ms: BookingNotFound("booking not found"),
+    "NOT_LOCKABLE": lambda reply, now_ms: Unprocessable("E044", "the slot is not lockable"),
+    "SLOT_DISABLED": lambda reply, now_ms: Unprocessable("E051", "the slot is disabled"),
+    "SLOT_FULL": lambda reply, now_ms: Unprocessable("E049", "the slot has no free place"),
+    "LOCKED": _locked,
+    "NOT_OWNER": lambda reply, now_ms: LockNotOwned(
+        "the slot is locked under another lock_key; the lock stays"
+    ),
+    "LOCKED_BY_OTHER": lambda reply, now_ms: Unprocessable(
+        "E050", "the slot is locked; only the request with its lock_key may book it"
+    ),
+    "RESOURCE_DRAFT": lambda reply, now_ms: Unprocessable(
+        "E061", "the slot's resource is not published"
+    ),
+    "BOOKING_CLOSED": lambda reply, now_ms: Unprocessable(
+        "E058", "booking for this slot has closed (the resource's booking_disabled_before)"
+    ),
+    "BAD_RANGE": lambda reply, now_ms: Unprocessable(
+        "E023", "`start_date` must be before `end_date`"
+    ),
+    "OVERLAP": lambda reply, now_ms: Unprocessable(
+        "E024", f"the slot would overlap slot {reply[1]} of the same resource"
+    ),
+    "CAPACITY_TOO_LOW": lambda reply, now_ms: Unprocessable(
+        "E046", f"`capacity` is below the slot's {reply[1]} active bookings"
+    ),
+    "HAS_ACTIVE_BOOKINGS": lambda reply, now_ms: Unprocessable(
+        "E060", f"the slot still has {reply[1]} active bookings"
+    ),
+    "HOLD_CAP": lambda reply, now_ms: Unprocessable(
+        "E104", f"this lock_key already holds {reply[1]} slots, the most one key may hold"
+    ),
+}
+
+
+def check(reply: list[Any], now_ms: int) -> list[Any]:
+    """Return a script's reply when its status is OK; otherwise raise the matching error."""
+    status = reply[0]
+    if status == "OK":
+        return reply
+    refusal = REFUSALS.get(status)
+    if refusal is None:
+        raise RuntimeError(f"script answered an unknown status {status!r}")
+    raise refusal(reply, now_ms)

@@ -1,0 +1,199 @@
+"""Slots and their locks: one script call per change, one round trip per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service import keyspace
+from service.clock import Clock
+from service.errors import ResourceNotFound, SlotNotFound
+from service.ids import canonical_id, new_child_id
+from service.records import SlotRecord, to_flat
+from service.scripts import Scripts
+from service.store.client import RedisClient, members, read_slot_views
+from service.store.refusals import check
+from service.views import SlotView
+
+
+@dataclass(frozen=True, slots=True)
+class SlotDraft:
+    """A slot to create, checked but not yet stored."""
+
+    start_ms: int
+    end_ms: int
+    capacity: int
+    lockable: bool
+    metadata_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotChanges:
+    """A PATCH: None keeps the current value."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+    capacity: int | None = None
+    lockable: bool | None = None
+    metadata_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlotFilter:
+    """GET /slots filters."""
+
+    resource_id: str | None = None
+    available: bool | None = None
+    starts_from_ms: int | None = None
+    ends_by_ms: int | None = None
+
+
+class SlotStore:
+    """The only code that reads or changes slots and locks in Redis."""
+
+    def __init__(self, redis: RedisClient, scripts: Scripts, clock: Clock) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._clock = clock
+
+    async def get(self, environment: str, slot_id: str) -> SlotView:
+        """One slot, as its owner's environment sees it."""
+        reply = await self._scripts.read_slot(_view_keys(slot_id), [environment])
+        return SlotView.from_script(check(reply, self._clock())[1])
+
+    async def lock(
+        self, environment: str, slot_id: str, holder: str, until_ms: int
+    ) -> tuple[SlotView, int]:
+        """Take or move the lock; returns the slot and the lock's fencing token."""
+        reply = await self._scripts.lock_slot(_view_keys(slot_id), [environment, holder, until_ms])
+        _, token, view = check(reply, self._clock())
+        return SlotView.from_script(view), int(token)
+
+    async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
+        """Release the lock if `holder` has it; harmless when there is none."""
+        reply = await self._scripts.unlock_slot(_view_keys(slot_id), [environment, holder])
+        return SlotView.from_script(check(reply, self._clock())[1])
+
+    async def create(
+        self, environment: str, resource_id: str, drafts: list[SlotDraft]
+    ) -> list[SlotView]:
+        """Add slots to a resource, all or none; the caller checked them against each other."""
+        if canonical_id(resource_id) != resource_id:
+            raise ResourceNotFound("resource not found")
+        now_ms = self._clock()
+        records = [_new_record(environment, resource_id, draft, now_ms) for draft in drafts]
+        field_count = len(to_flat(records[0]))
+        keys = [
+            keyspace.resource(resource_id),
+            keyspace.resource_slots(resource_id),
+            keyspace.resource_slot_ends(resource_id),
+        ] + [keyspace.slot(record.id) for record in records]
+        args: list[str | int] = [environment, field_count]
+        for record in records:
+            args += [record.id, record.start_ms, record.end_ms, *to_flat(record)]
+        reply = check(await self._scripts.create_slots(keys, args), now_ms)
+        published, disabled_before_s = reply[1] == "published", int(reply[2])
+        return [SlotView(record, 0, published, disabled_before_s) for record in records]
+
+    async def update(self, environment: str, slot_id: str, changes: SlotChanges) -> SlotView:
+        """Apply a PATCH in one script: range, overlap and capacity checked there."""
+        keys = [
+            *_view_keys(slot_id),
+            keyspace.resource_slots(slot_id),
+            keyspace.resource_slot_ends(slot_id),
+        ]
+        now_ms = self._clock()
+        args = [
+            environment,
+            now_ms,
+            _or_keep(changes.start_ms),
+            _or_keep(changes.end_ms),
+            _or_keep(changes.capacity),
+            _or_keep(None if changes.lockable is None else int(changes.lockable)),
+            _or_keep(changes.metadata_json),
+        ]
+        reply = await self._scripts.update_slot(keys, args)
+        return SlotView.from_script(check(reply, now_ms)[1])
+
+    async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
+        """Enable ("active") or disable ("disabled") a slot."""
+        now_ms = self._clock()
+        reply = await self._scripts.set_slot_status(
+            _view_keys(slot_id), [environment, status, now_ms]
+        )
+        return SlotView.from_script(check(reply, now_ms)[1])
+
+    async def delete(self, environment: str, slot_id: str) -> None:
+        """Delete a slot without active bookings, with its cancelled bookings."""
+        for _ in range(_STALE_RETRIES):
+            booking_ids = await members(self._redis, keyspace.slot_bookings(slot_id))
+            keys = [
+                *_view_keys(slot_id),
+                keyspace.resource_slots(slot_id),
+                keyspace.resource_slot_ends(slot_id),
+                keyspace.slot_bookings(slot_id),
+                keyspace.resource_bookings(slot_id),
+                *[keyspace.booking(booking_id) for booking_id in booking_ids],
+            ]
+            reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
+            if reply[0] != "STALE":
+                check(reply, self._clock())
+                return
+        raise RuntimeError("slot deletion kept racing with booking changes")
+
+    async def list(
+        self, environment: str, resource_ids: list[str], where: SlotFilter
+    ) -> list[SlotView]:
+        """Slots of the given resources that pass `where`, ordered by start."""
+        pipe = self._redis.pipeline(transaction=False)
+        low = "-inf" if where.starts_from_ms is None else where.starts_from_ms
+        high = "+inf" if where.ends_by_ms is None else f"({where.ends_by_ms}"
+        for resource_id in resource_ids:
+            pipe.zrangebyscore(keyspace.resource_slots(resource_id), low, high)
+        id_lists: list[list[str]] = await pipe.execute()
+        slot_ids = [slot_id for ids in id_lists for slot_id in ids]
+        views = await read_slot_views(self._redis, slot_ids)
+        now_ms = self._clock()
+        chosen = [
+            view
+            for view in views
+            if view.record.environment == environment and _passes(view, where, now_ms)
+        ]
+        return sorted(chosen, key=lambda view: view.record.start_ms)
+
+    def now_ms(self) -> int:
+        """The store's clock, for callers that render views."""
+        return self._clock()
+
+
+_STALE_RETRIES = 8
+
+
+def _passes(view: SlotView, where: SlotFilter, now_ms: int) -> bool:
+    if where.ends_by_ms is not None and view.record.end_ms > where.ends_by_ms:
+        return False
+    return where.available is None or view.available(now_ms) == where.available
+
+
+def _view_keys(slot_id: str) -> list[str]:
+    if canonical_id(slot_id) != slot_id:
+        raise SlotNotFound("slot not found")
+    return [keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.resource(slot_id)]
+
+
+def _or_keep(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _new_record(environment: str, resource_id: str, draft: SlotDraft, now_ms: int) -> SlotRecord:
+    return SlotRecord(
+        id=new_child_id(resource_id),
+        environment=environment,
+        resource_id=resource_id,
+        start_ms=draft.start_ms,
+        end_ms=draft.end_ms,
+        capacity=draft.capacity,
+        lockable=draft.lockable,
+        metadata=draft.metadata_json,
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )

@@ -1,0 +1,109 @@
+"""Turning request bytes into checked values, each mistake with its documented code."""
+
+from __future__ import annotations
+
+import functools
+import math
+import zoneinfo
+from typing import Any, TypeVar
+
+import msgspec
+
+from service.clock import parse_instant_ms
+from service.errors import ApiError, BadRequest, InvalidCapacity, Unprocessable
+from service.payloads import Request
+
+RequestT = TypeVar("RequestT", bound=Request)
+
+MAX_METADATA_KEY_CHARS = 100
+MAX_METADATA_VALUE_CHARS = 5000
+_metadata_encoder = msgspec.json.Encoder()
+
+
+class InvalidMetadata(ApiError):
+    status, code = 400, "E042"
+
+
+@functools.cache
+def _decoder(request_type: type[RequestT]) -> msgspec.json.Decoder[RequestT]:
+    return msgspec.json.Decoder(request_type)
+
+
+def decode_body(body: bytes, request_type: type[RequestT]) -> RequestT:
+    """Decode a JSON body into `request_type`; any mistake is 400 E013 naming the field."""
+    decoder: msgspec.json.Decoder[RequestT] = _decoder(request_type)
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as error:
+        raise BadRequest(str(error)) from None
+    except msgspec.DecodeError:
+        raise BadRequest("the body is not valid JSON") from None
+
+
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    """A JSON object body as a dict (400 E013 for anything else)."""
+    try:
+        return _object_decoder.decode(body)
+    except msgspec.ValidationError:
+        raise BadRequest("the body must be a JSON object") from None
+    except msgspec.DecodeError:
+        raise BadRequest("the body is not valid JSON") from None
+
+
+def convert_body(fields: dict[str, Any], request_type: type[RequestT]) -> RequestT:
+    """A decoded JSON object checked as `request_type` (400 E013 naming the field)."""
+    try:
+        converted: RequestT = msgspec.convert(fields, request_type)
+    except msgspec.ValidationError as error:
+        raise BadRequest(str(error)) from None
+    return converted
+
+
+def instant_ms(value: str, field_name: str) -> int:
+    """A timestamp field in epoch ms, or 400 E013 naming the field."""
+    try:
+        return parse_instant_ms(value)
+    except (ValueError, OverflowError) as error:
+        raise BadRequest(f"`{field_name}` {error}") from None
+
+
+def capacity(value: Any) -> int:
+    """A capacity: an integer of at least 1 (JSON 2.0 counts), else 400 E047."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise InvalidCapacity("`capacity` must be a positive integer (at most 1000000)")
+    return value
+
+
+def timezone(name: str) -> str:
+    """An IANA timezone name, else 422 E022."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise Unprocessable("E022", f"`timezone` {name!r} is not a known IANA timezone") from None
+    return name
+
+
+def metadata_json(metadata: dict[str, Any]) -> str:
+    """Metadata as stored JSON text, after the per-key and per-value limits (400 E042)."""
+    for key, value in metadata.items():
+        if len(key) > MAX_METADATA_KEY_CHARS:
+            raise InvalidMetadata(
+                f"metadata key {key[:20]!r}... is longer than {MAX_METADATA_KEY_CHARS} characters"
+            )
+        if len(_metadata_encoder.encode(value).decode()) > MAX_METADATA_VALUE_CHARS:
+            raise InvalidMetadata(
+                f"metadata value of {key!r} is longer than {MAX_METADATA_VALUE_CHARS} characters"
+            )
+    return _metadata_encoder.encode(metadata).decode()
+
+
+def lock_key(value: str) -> str:
+    """A lock_key: printable characters only (the length is checked by its type)."""
+    if not value.isprintable():
+        raise BadRequest("`lock_key` must consist of printable characters")
+    return value

@@ -1,0 +1,96 @@
+"""Records as clients see them: derived fields (`available`, dates) and payload building."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from service.clock import format_instant
+from service.payloads import ResourceOut, SlotOut
+from service.records import ResourceRecord, SlotRecord, from_flat
+
+_metadata_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    """A slot with what its availability depends on: its lock and its resource."""
+
+    record: SlotRecord
+    locked_until_ms: int
+    resource_published: bool
+    booking_disabled_before_s: int
+
+    @classmethod
+    def from_script(cls, view: list[Any]) -> SlotView:
+        """Read the reply of lua/lib/slot_view.lua."""
+        slot_flat, locked_until_ms, resource_status, disabled_before_s = view
+        return cls(
+            from_flat(slot_flat, SlotRecord),
+            int(locked_until_ms),
+            resource_status == "published",
+            int(disabled_before_s),
+        )
+
+    def locked(self, now_ms: int) -> bool:
+        """Whether a lock holds the slot at `now_ms`."""
+        return self.locked_until_ms > now_ms
+
+    def booking_open(self, now_ms: int) -> bool:
+        """Whether the resource's booking window is still open for this slot."""
+        return now_ms < self.record.start_ms - self.booking_disabled_before_s * 1000
+
+    def available(self, now_ms: int) -> bool:
+        """API.md's `available`: active, published, unlocked, open and with a free place."""
+        slot = self.record
+        return (
+            slot.status == "active"
+            and self.resource_published
+            and not self.locked(now_ms)
+            and self.booking_open(now_ms)
+            and slot.num_active_bookings < slot.capacity
+        )
+
+    def to_payload(self, now_ms: int) -> SlotOut:
+        """The public JSON shape."""
+        slot = self.record
+        return SlotOut(
+            id=slot.id,
+            resource_id=slot.resource_id,
+            start_date=format_instant(slot.start_ms),
+            end_date=format_instant(slot.end_ms),
+            capacity=slot.capacity,
+            status="disabled" if slot.status == "disabled" else "active",
+            lockable=slot.lockable,
+            locked_until=format_instant(self.locked_until_ms) if self.locked(now_ms) else None,
+            available=self.available(now_ms),
+            num_bookings=slot.num_bookings,
+            num_active_bookings=slot.num_active_bookings,
+            num_cancelled_bookings=slot.num_cancelled_bookings,
+            metadata=_metadata_decoder.decode(slot.metadata),
+            created_at=format_instant(slot.created_ms),
+            updated_at=format_instant(slot.updated_ms),
+        )
+
+
+def resource_payload(resource: ResourceRecord, num_available_slots: int) -> ResourceOut:
+    """The public JSON shape of a resource."""
+    return ResourceOut(
+        id=resource.id,
+        name=resource.name,
+        status="published" if resource.status == "published" else "draft",
+        timezone=resource.timezone,
+        short_id=resource.short_id,
+        booking_disabled_before=resource.booking_disabled_before,
+        public_scheduling_enabled=resource.public_scheduling_enabled,
+        num_slots=resource.num_slots,
+        num_available_slots=num_available_slots,
+        num_bookings=resource.num_bookings,
+        num_active_bookings=resource.num_active_bookings,
+        num_cancelled_bookings=resource.num_cancelled_bookings,
+        metadata=_metadata_decoder.decode(resource.metadata),
+        created_at=format_instant(resource.created_ms),
+        updated_at=format_instant(resource.updated_ms),
+    )

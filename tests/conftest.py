@@ -1,0 +1,71 @@
+"""Fixtures: each behaviour test runs on fakeredis and on a real redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from service.store.client import RedisClient
+from tests.api import Api
+from tests.redis_servers import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session, on a free port (never the machine's 6379)."""
+    server = RedisServer.start_new(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["fakeredis", "redis-server"])
+def redis_client(request: pytest.FixtureRequest) -> RedisClient:
+    """A fresh, empty Redis: fakeredis, or the real server flushed for this test."""
+    if request.param == "fakeredis":
+        client: RedisClient = fakeredis.FakeAsyncRedis(
+            server=fakeredis.FakeServer(version=7), decode_responses=True
+        )
+        return client
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.client().flushall()
+    return Redis(port=server.port, decode_responses=True, socket_timeout=2)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Production defaults, with no key cache so that revocation shows at once."""
+    return Settings(key_cache_s=0.0)
+
+
+@pytest.fixture
+def api(redis_client: RedisClient, settings: Settings) -> Iterator[Api]:
+    """The app in-process with a secret and a public key of environment `test`."""
+    app = create_app(settings, redis_client)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        keys = app.state.services.keys
+        pair = client.portal.call(keys.create_pair, "test")
+        yield Api(client, pair, app)
+        client.portal.call(redis_client.aclose)
+
+
+@pytest.fixture
+def other_api(api: Api) -> Api:
+    """The same app, with a key pair of another environment."""
+    keys = api.app.state.services.keys
+    pair = api.client.portal.call(keys.create_pair, "other")
+    return Api(api.client, pair, api.app)
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Files named *_slow_test or marked slow are what `-m 'not slow'` skips."""
+    for item in items:
+        if Path(str(item.fspath)).name.startswith("test_fault"):
+            item.add_marker(pytest.mark.slow)
