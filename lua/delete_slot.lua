@@ -50,6 +50,8 @@ redis.call('DEL', slot_key, lock_key, slot_bookings_key)
 redis.call('ZREM', starts_key, slot[2])
 redis.call('ZREM', ends_key, slot[2])
 redis.call('HINCRBY', resource_key, 'num_slots', -1)
-redis.call('HINCRBY', resource_key, 'num_bookings', -tonumber(slot[4]))
-redis.call('HINCRBY', resource_key, 'num_cancelled_bookings', -tonumber(slot[5]))
+-- `0 - n`, not `-n`: for n = 0 the latter is -0, which reaches Redis as "-0"
+-- and HINCRBY refuses it (fakeredis does not, so only a real server shows it).
+redis.call('HINCRBY', resource_key, 'num_bookings', 0 - tonumber(slot[4]))
+redis.call('HINCRBY', resource_key, 'num_cancelled_bookings', 0 - tonumber(slot[5]))
 return {'OK'}

@@ -14,10 +14,11 @@ from starlette.responses import Response
 
 from service.clock import Clock, system_clock_ms
 from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
+from service.idempotency import Idempotency
 from service.middleware import RequestContext
 from service.outage import OUTAGE_ERRORS
 from service.responses import failure
-from service.routes import ops, resources, slots
+from service.routes import bookings, ops, resources, slots
 from service.services import Services
 from service.settings import Settings
 from service.store.client import RedisClient
@@ -65,8 +66,11 @@ def create_app(
         OUTAGE_ERRORS, redis_down
     )
     app = Starlette(
-        routes=[*resources.ROUTES, *slots.ROUTES, *ops.ROUTES],
-        middleware=[Middleware(RequestContext, on_answer=found.outage.success)],
+        routes=[*resources.ROUTES, *slots.ROUTES, *bookings.ROUTES, *ops.ROUTES],
+        middleware=[
+            Middleware(RequestContext, on_answer=found.outage.success),
+            Middleware(Idempotency, services=found),
+        ],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

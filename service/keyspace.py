@@ -13,7 +13,10 @@ never written in the same script as a resource's keys.
     sl:{T}:slot:<slot id>        hash    a slot
     sl:{T}:lock:<slot id>        string  "<lock key hash>:<token>", expires at lock_until (PXAT)
     sl:{T}:slot-bookings:<id>    zset    a slot's booking ids, scored by creation (ms)
-    sl:{T}:booking:<booking id>  hash    a booking
+    sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
+    sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
+    sl:{idem:<h>}:<scope>:<key>  string  an Idempotency-Key's first response (24 h)
+    sl:{reschedules}:intents     zset    cross-resource reschedules under way, by deadline (ms)
     sl:{env:<name>}:resources    zset    an environment's resource ids, by creation (ms)
     sl:{keys}:key:<sha256>       hash    an API key, known only by its hash
     sl:{keys}:all                zset    every API key hash, by creation (ms)
@@ -65,9 +68,24 @@ def slot_bookings(slot_id: str) -> str:
     return f"{_tagged(slot_id)}:slot-bookings:{slot_id}"
 
 
-def booking(booking_id: str) -> str:
-    """The booking hash."""
-    return f"{_tagged(booking_id)}:booking:{booking_id}"
+def booking(booking_id: str, owner_id: str | None = None) -> str:
+    """The booking hash, in the home tag of `owner_id` (its slot or resource) or of its own id."""
+    return f"{_tagged(owner_id or booking_id)}:booking:{booking_id}"
+
+
+def receipt(slot_id: str, idempotency_hash: str) -> str:
+    """Which booking an Idempotency-Key made on this slot; beside it, so one script sees both."""
+    return f"{_tagged(slot_id)}:receipt:{idempotency_hash}"
+
+
+def idempotency(scope_hash: str, key_hash: str) -> str:
+    """The first response to an Idempotency-Key of one API key; spread over shards by hash."""
+    return f"{PREFIX}:{{idem:{key_hash[:4]}}}:{scope_hash}:{key_hash}"
+
+
+def reschedule_intents() -> str:
+    """Cross-resource reschedules under way; the healer finishes or undoes stale ones."""
+    return f"{PREFIX}:{{reschedules}}:intents"
 
 
 def environment_resources(environment: str) -> str:

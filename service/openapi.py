@@ -28,6 +28,7 @@ class Operation:
     data: type[Any] | None = None
     is_list: bool = False
     meta: type[Any] | None = None
+    body_required: bool = True
 
 
 # fmt: off
@@ -60,6 +61,21 @@ OPERATIONS: list[Operation] = [
               body=(p.LockRequest,), data=p.SlotOut, meta=p.LockMeta),
     Operation("POST", "/slots/{slot_id}/unlock", "Unlock a slot", "public",
               body=(p.UnlockRequest,), data=p.SlotOut),
+    Operation("POST", "/bookings", "Book a slot (with the lock_key if it is locked)", "public",
+              body=(p.BookingCreate,), data=p.BookingOut),
+    Operation("GET", "/bookings", "List bookings", "public",
+              data=p.BookingOut, is_list=True, meta=p.ListMeta),
+    Operation("GET", "/bookings/{booking_id}", "Get a booking", "public", data=p.BookingOut),
+    Operation("PATCH", "/bookings/{booking_id}", "Update a booking's metadata", "public",
+              body=(p.BookingUpdate,), data=p.BookingOut),
+    Operation("DELETE", "/bookings/{booking_id}", "Delete a booking for good", "secret",
+              data=p.BookingOut),
+    Operation("POST", "/bookings/{booking_id}/cancel", "Cancel a booking", "public",
+              data=p.BookingOut),
+    Operation("POST", "/bookings/{booking_id}/enable", "Make a cancelled booking active again",
+              "public", body=(p.BookingStatusChange,), data=p.BookingOut, body_required=False),
+    Operation("POST", "/bookings/{booking_id}/reschedule", "Move a booking to another slot",
+              "public", body=(p.BookingReschedule,), data=p.BookingOut),
     Operation("GET", "/healthz", "The process is up", "none"),
     Operation("GET", "/readyz", "Redis answers and the scripts are loaded", "none"),
     Operation("GET", "/metrics", "Prometheus metrics", "none"),
@@ -119,7 +135,7 @@ def _operation(operation: Operation, by_type: dict[Any, Any]) -> dict[str, Any]:
     if operation.body:
         bodies = [by_type[body] for body in operation.body]
         schema = bodies[0] if len(bodies) == 1 else {"oneOf": bodies}
-        spec["requestBody"] = {"required": True, "content": _json(schema)}
+        spec["requestBody"] = {"required": operation.body_required, "content": _json(schema)}
     if operation.scope != "none":
         spec["security"] = [{"bearer": []}]
     parameters = [

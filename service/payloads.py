@@ -82,6 +82,27 @@ class UnlockRequest(Request):
     lock_key: LockKey
 
 
+class BookingCreate(Request):
+    slot_id: str
+    lock_key: LockKey | None = None
+    metadata: Metadata = {}
+
+
+class BookingUpdate(Request):
+    metadata: Metadata
+
+
+class BookingStatusChange(Request):
+    """Body of enable (optional): the lock_key of a lock the caller holds on the slot."""
+
+    lock_key: LockKey | None = None
+
+
+class BookingReschedule(Request):
+    target_slot_id: str
+    lock_key: LockKey | None = None
+
+
 class ResourceOut(msgspec.Struct, kw_only=True):
     object: Literal["resource"] = field(default="resource", name="_object")
     id: str
@@ -115,6 +136,17 @@ class SlotOut(msgspec.Struct, kw_only=True):
     num_bookings: int
     num_active_bookings: int
     num_cancelled_bookings: int
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class BookingOut(msgspec.Struct, kw_only=True):
+    object: Literal["booking"] = field(default="booking", name="_object")
+    id: str
+    slot_id: str
+    resource_id: str
+    status: Literal["active", "cancelled"]
     metadata: dict[str, Any]
     created_at: str
     updated_at: str

@@ -56,7 +56,12 @@ class SlotRecord(msgspec.Struct, kw_only=True):
 
 
 class BookingRecord(msgspec.Struct, kw_only=True):
-    """A booking of one place in a slot."""
+    """A booking of one place in a slot; stored in its slot's home tag.
+
+    When a booking moves to a slot of another resource, the record it leaves
+    behind keeps only a forwarding address (`moved_to_slot`), so the booking
+    can still be found from its id: see the README's reschedule saga.
+    """
 
     id: str
     environment: str
@@ -66,6 +71,8 @@ class BookingRecord(msgspec.Struct, kw_only=True):
     metadata: str = "{}"
     created_ms: int
     updated_ms: int
+    moved_to_slot: str = ""
+    pending_intent: str = ""
 
 
 def to_hash(record: msgspec.Struct) -> dict[str, str]:

@@ -43,6 +43,16 @@ class Scripts:
     create_resource: Any
     update_resource: Any
     delete_resource: Any
+    create_booking: Any
+    set_booking_status: Any
+    update_booking: Any
+    delete_booking: Any
+    reschedule_booking: Any
+    reserve_place: Any
+    release_booking: Any
+    confirm_place: Any
+    abort_intent: Any
+    abort_place: Any
 
     @classmethod
     def register(cls, redis: Any) -> Scripts:

@@ -11,7 +11,9 @@ from service.outage import OutageLog
 from service.scripts import Scripts
 from service.settings import Settings
 from service.store.api_keys import KeyStore
+from service.store.bookings import BookingStore
 from service.store.client import RedisClient
+from service.store.reschedule import Rescheduler
 from service.store.resources import ResourceStore
 from service.store.slots import SlotStore
 
@@ -28,6 +30,8 @@ class Services:
     authenticator: Authenticator
     resources: ResourceStore
     slots: SlotStore
+    bookings: BookingStore
+    rescheduler: Rescheduler
     outage: OutageLog
 
     async def warm_up(self) -> None:
@@ -41,6 +45,7 @@ class Services:
         """Wire every store to one Redis client and one clock."""
         scripts = Scripts.register(redis)
         keys = KeyStore(redis, clock)
+        bookings = BookingStore(redis, scripts, clock)
         return cls(
             settings=settings,
             clock=clock,
@@ -50,5 +55,7 @@ class Services:
             authenticator=Authenticator(keys, clock, settings.key_cache_s),
             resources=ResourceStore(redis, scripts, clock),
             slots=SlotStore(redis, scripts, clock),
+            bookings=bookings,
+            rescheduler=Rescheduler(redis, scripts, clock, bookings),
             outage=OutageLog(),
         )

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 
 from service.clock import format_instant
-from service.payloads import ResourceOut, SlotOut
-from service.records import ResourceRecord, SlotRecord, from_flat
+from service.payloads import BookingOut, ResourceOut, SlotOut
+from service.records import BookingRecord, ResourceRecord, SlotRecord, from_flat
 
 _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 
@@ -73,6 +73,19 @@ class SlotView:
             created_at=format_instant(slot.created_ms),
             updated_at=format_instant(slot.updated_ms),
         )
+
+
+def booking_payload(booking: BookingRecord) -> BookingOut:
+    """The public JSON shape of a booking."""
+    return BookingOut(
+        id=booking.id,
+        slot_id=booking.slot_id,
+        resource_id=booking.resource_id,
+        status="cancelled" if booking.status == "cancelled" else "active",
+        metadata=_metadata_decoder.decode(booking.metadata),
+        created_at=format_instant(booking.created_ms),
+        updated_at=format_instant(booking.updated_ms),
+    )
 
 
 def resource_payload(resource: ResourceRecord, num_available_slots: int) -> ResourceOut:

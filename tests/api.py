@@ -67,15 +67,21 @@ class Api:
         }
         return dict(self.ok("POST", "/slots", body))
 
-    def lock(self, slot_id: str, lock_key: str, *, seconds: float = 300, **kwargs: Any) -> httpx.Response:
+    def lock(
+        self, slot_id: str, lock_key: str, *, seconds: float = 300, **kwargs: Any
+    ) -> httpx.Response:
         """Lock a slot for `seconds` with the public key (as a frontend does)."""
         body = {"lock_key": lock_key, "lock_until": iso(from_now(seconds=seconds))}
-        return self.call("POST", f"/slots/{slot_id}/lock", body, key=kwargs.pop("key", "public"), **kwargs)
+        return self.call(
+            "POST", f"/slots/{slot_id}/lock", body, key=kwargs.pop("key", "public"), **kwargs
+        )
 
     def unlock(self, slot_id: str, lock_key: str, **kwargs: Any) -> httpx.Response:
         """Unlock a slot with the public key."""
         body = {"lock_key": lock_key}
-        return self.call("POST", f"/slots/{slot_id}/unlock", body, key=kwargs.pop("key", "public"), **kwargs)
+        return self.call(
+            "POST", f"/slots/{slot_id}/unlock", body, key=kwargs.pop("key", "public"), **kwargs
+        )
 
 
 def error_of(response: httpx.Response) -> tuple[int, str]:

@@ -31,7 +31,7 @@ def redis_client(request: pytest.FixtureRequest) -> RedisClient:
     """A fresh, empty Redis: fakeredis, or the real server flushed for this test."""
     if request.param == "fakeredis":
         client: RedisClient = fakeredis.FakeAsyncRedis(
-            server=fakeredis.FakeServer(version=7), decode_responses=True
+            server=fakeredis.FakeServer(version=(7,)), decode_responses=True
         )
         return client
     server: RedisServer = request.getfixturevalue("redis_server")
@@ -50,6 +50,7 @@ def api(redis_client: RedisClient, settings: Settings) -> Iterator[Api]:
     """The app in-process with a secret and a public key of environment `test`."""
     app = create_app(settings, redis_client)
     with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.portal is not None
         keys = app.state.services.keys
         pair = client.portal.call(keys.create_pair, "test")
         yield Api(client, pair, app)
@@ -60,6 +61,7 @@ def api(redis_client: RedisClient, settings: Settings) -> Iterator[Api]:
 def other_api(api: Api) -> Api:
     """The same app, with a key pair of another environment."""
     keys = api.app.state.services.keys
+    assert api.client.portal is not None
     pair = api.client.portal.call(keys.create_pair, "other")
     return Api(api.client, pair, api.app)
 

@@ -46,6 +46,12 @@ async def body(request: Request, request_type: type[RequestT]) -> RequestT:
     return decode_body(await read_body(request), request_type)
 
 
+async def optional_body(request: Request, request_type: type[RequestT]) -> RequestT:
+    """Like `body`, but an empty body means every field at its default."""
+    raw = await read_body(request)
+    return decode_body(raw, request_type) if raw.strip() else request_type()
+
+
 async def read_body(request: Request) -> bytes:
     """The raw body, refused with 413 E102 as soon as it passes the limit."""
     limit = services(request).settings.max_body_bytes

@@ -70,7 +70,7 @@ async def list_slots(request: Request) -> Response:
         resource_ids = [resource_id] if resource_id else []
     else:
         resource_ids = [record.id for record in await found.resources.list_all(who.environment)]
-    views = await found.slots.list(who.environment, resource_ids, where)
+    views = await found.slots.matching(who.environment, resource_ids, where)
     shown, meta = page.cut(views)
     now_ms = found.slots.now_ms()
     return ok([view.to_payload(now_ms) for view in shown], meta)

@@ -140,7 +140,7 @@ class SlotStore:
                 return
         raise RuntimeError("slot deletion kept racing with booking changes")
 
-    async def list(
+    async def matching(
         self, environment: str, resource_ids: list[str], where: SlotFilter
     ) -> list[SlotView]:
         """Slots of the given resources that pass `where`, ordered by start."""

@@ -1,0 +1,25 @@
+--[[
+abort_place: undo a target reservation whose move was aborted; the record becomes a
+forwarding address back to the source, where the booking still lives.
+
+  KEYS[1] booking_key    sl:{C}:booking:<booking id>
+  KEYS[2] slot_key       sl:{C}:slot:<target slot id>
+  KEYS[3] resource_key   sl:{C}:resource
+  ARGV[1] intent_id      the aborted move
+  ARGV[2] source_slot_id where the booking still lives
+
+Returns:
+  {"OK"}                 undone, or nothing of this move was left to undo
+]]
+--!include booking_checks.lua
+local booking_key, slot_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local intent_id, source_slot_id = ARGV[1], ARGV[2]
+
+local booking = redis.call('HMGET', booking_key, 'pending_intent', 'status')
+if booking[1] == intent_id then
+  local status_field = booking[2] == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
+  move_counters(slot_key, resource_key, 'num_bookings', -1)
+  move_counters(slot_key, resource_key, status_field, -1)
+  redis.call('HSET', booking_key, 'pending_intent', '', 'moved_to_slot', source_slot_id)
+end
+return {'OK'}

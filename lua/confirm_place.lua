@@ -1,0 +1,33 @@
+--[[
+confirm_place: step 3 of a move to another resource: the reservation becomes the
+booking, joins the target's lists, and consumes the mover's lock on the target.
+Harmless to repeat.
+
+  KEYS[1] booking_key             sl:{C}:booking:<booking id>
+  KEYS[2] resource_bookings_key   sl:{C}:bookings
+  KEYS[3] slot_bookings_key       sl:{C}:slot-bookings:<target slot id>
+  KEYS[4] lock_key                sl:{C}:lock:<target slot id>
+  ARGV[1] booking_id
+  ARGV[2] intent_id               names this move in every step
+  ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
+
+Returns:
+  {"OK", booking fields (HGETALL)}
+  {"GONE"}                        no reservation of this move is left to confirm
+]]
+local booking_key, resource_bookings_key, slot_bookings_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local booking_id, intent_id, holder = ARGV[1], ARGV[2], ARGV[3]
+
+local booking = redis.call('HMGET', booking_key, 'pending_intent', 'created_ms', 'moved_to_slot')
+if booking[1] == intent_id then
+  redis.call('HSET', booking_key, 'pending_intent', '')
+  redis.call('ZADD', resource_bookings_key, booking[2], booking_id)
+  redis.call('ZADD', slot_bookings_key, booking[2], booking_id)
+  local lock = redis.call('GET', lock_key)
+  if holder ~= '' and lock and string.match(lock, '^(%x+):') == holder then
+    redis.call('DEL', lock_key)
+  end
+elseif not booking[2] or (booking[3] or '') ~= '' then
+  return {'GONE'}
+end
+return {'OK', redis.call('HGETALL', booking_key)}

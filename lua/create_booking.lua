@@ -1,0 +1,56 @@
+--[[
+create_booking: book one place in a slot; a matching lock is released in the same step.
+
+  KEYS[1] slot_key                sl:{T}:slot:<slot id>
+  KEYS[2] lock_key                sl:{T}:lock:<slot id>      "<holder>:<token>"
+  KEYS[3] resource_key            sl:{T}:resource
+  KEYS[4] resource_bookings_key   sl:{T}:bookings                  booking ids by created_ms
+  KEYS[5] slot_bookings_key       sl:{T}:slot-bookings:<slot id>   booking ids by created_ms
+  KEYS[6] booking_key             sl:{T}:booking:<booking id>
+  KEYS[7] receipt_key             sl:{T}:receipt:<idempotency hash>  what an Idempotency-Key booked
+  ARGV[1] environment             the caller's environment; another one sees nothing
+  ARGV[2] now_ms                  the service's clock, for the booking window
+  ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
+  ARGV[4] booking_id
+  ARGV[5] receipt_ttl_ms          how long the receipt is kept (24 h), or 0 without Idempotency-Key
+  ARGV[6..] fields                the new booking's field/value entries for HSET
+
+Returns:
+  {"OK", resource id}             the booking's resource_id field is set from the resource
+  {"REPLAY", booking id}          this Idempotency-Key already booked: nothing changed
+  {"SLOT_NOT_FOUND"} {"SLOT_DISABLED"} {"RESOURCE_DRAFT"} {"BOOKING_CLOSED"}
+  {"LOCKED_BY_OTHER"}             locked, and the request does not carry its lock_key
+  {"SLOT_FULL"}
+]]
+--!include booking_checks.lua
+local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local resource_bookings_key, slot_bookings_key, booking_key = KEYS[4], KEYS[5], KEYS[6]
+local receipt_key = KEYS[7]
+local environment, now_ms, holder, booking_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local receipt_ttl_ms = tonumber(ARGV[5])
+
+-- A retry whose first attempt booked (its answer lost with a broken connection)
+-- must find that booking, not make a second one.
+local booked = redis.call('GET', receipt_key)
+if booked then
+  return {'REPLAY', booked}
+end
+
+local refusal = place_refusal(slot_key, lock_key, resource_key, environment, holder, now_ms)
+if refusal then
+  return {refusal}
+end
+
+local resource_id = redis.call('HGET', resource_key, 'id')
+redis.call('HSET', booking_key, unpack(ARGV, 6))
+redis.call('HSET', booking_key, 'resource_id', resource_id)
+redis.call('ZADD', resource_bookings_key, now_ms, booking_id)
+redis.call('ZADD', slot_bookings_key, now_ms, booking_id)
+move_counters(slot_key, resource_key, 'num_bookings', 1)
+move_counters(slot_key, resource_key, 'num_active_bookings', 1)
+-- Only the holder got past place_refusal on a locked slot: its booking consumes the lock.
+redis.call('DEL', lock_key)
+if receipt_ttl_ms > 0 then
+  redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)
+end
+return {'OK', resource_id}

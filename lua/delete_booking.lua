@@ -1,0 +1,41 @@
+--[[
+delete_booking: remove a booking for good, and its weight from the counters.
+
+  KEYS[1] booking_key             sl:{T}:booking:<booking id>
+  KEYS[2] slot_key                sl:{T}:slot:<slot id>
+  KEYS[3] resource_key            sl:{T}:resource
+  KEYS[4] resource_bookings_key   sl:{T}:bookings
+  KEYS[5] slot_bookings_key       sl:{T}:slot-bookings:<slot id>
+  ARGV[1] environment             the caller's environment; another one sees nothing
+  ARGV[2] slot_id                 the slot the caller found the booking on
+  ARGV[3] booking_id
+
+Returns:
+  {"OK"}
+  {"BOOKING_NOT_FOUND"}
+  {"STALE"}                       the booking is no longer on ARGV[2]'s slot, or is being moved
+]]
+--!include booking_checks.lua
+local booking_key, slot_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local resource_bookings_key, slot_bookings_key = KEYS[4], KEYS[5]
+local environment, slot_id, booking_id = ARGV[1], ARGV[2], ARGV[3]
+
+local booking = redis.call('HMGET', booking_key,
+  'environment', 'status', 'slot_id', 'moved_to_slot', 'pending_intent')
+if booking[1] ~= environment then
+  return {'BOOKING_NOT_FOUND'}
+end
+if booking[3] ~= slot_id or (booking[4] or '') ~= '' or (booking[5] or '') ~= '' then
+  return {'STALE'}
+end
+
+move_counters(slot_key, resource_key, 'num_bookings', -1)
+if booking[2] == 'active' then
+  move_counters(slot_key, resource_key, 'num_active_bookings', -1)
+else
+  move_counters(slot_key, resource_key, 'num_cancelled_bookings', -1)
+end
+redis.call('ZREM', resource_bookings_key, booking_id)
+redis.call('ZREM', slot_bookings_key, booking_id)
+redis.call('DEL', booking_key)
+return {'OK'}

@@ -1,0 +1,52 @@
+--[[
+reserve_place: step 1 of a move to another resource's slot: hold a place on the
+target for a booking that still lives on its source. The reservation counts in
+the target's counters at once, so no later booking can oversell the slot, and
+is confirmed by confirm_place or undone by abort_place (see the README's saga).
+
+  KEYS[1] slot_key         sl:{C}:slot:<target slot id>
+  KEYS[2] lock_key         sl:{C}:lock:<target slot id>
+  KEYS[3] resource_key     sl:{C}:resource
+  KEYS[4] booking_key      sl:{C}:booking:<booking id>   where the booking will live
+  ARGV[1] environment      the caller's environment; another one sees nothing
+  ARGV[2] now_ms           the service's clock, for the booking window
+  ARGV[3] holder           SHA-256 hex of the request's lock_key, or ""
+  ARGV[4] intent_id        names this move in every step
+  ARGV[5] status           the booking's status: "active" needs a free place
+  ARGV[6..] fields         the booking as it will be on the target (pending_intent set)
+
+Returns:
+  {"OK", resource id}
+  {"SLOT_NOT_FOUND"} {"SLOT_DISABLED"} {"RESOURCE_DRAFT"} {"BOOKING_CLOSED"}
+  {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   the target refuses the place, as create would
+  {"STALE"}                          the booking already lives on this resource
+]]
+--!include booking_checks.lua
+local slot_key, lock_key, resource_key, booking_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local environment, now_ms, holder, intent_id, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+
+local existing = redis.call('HMGET', booking_key, 'pending_intent', 'moved_to_slot', 'id')
+if existing[1] == intent_id then
+  return {'OK', redis.call('HGET', resource_key, 'id')}
+end
+if existing[3] and (existing[2] or '') == '' then
+  return {'STALE'}
+end
+
+if status == 'active' then
+  local refusal = place_refusal(slot_key, lock_key, resource_key, environment, holder, now_ms)
+  if refusal then
+    return {refusal}
+  end
+elseif redis.call('HGET', slot_key, 'environment') ~= environment then
+  return {'SLOT_NOT_FOUND'}
+end
+
+local resource_id = redis.call('HGET', resource_key, 'id')
+redis.call('DEL', booking_key)  -- a forwarding address left by an earlier move
+redis.call('HSET', booking_key, unpack(ARGV, 6))
+redis.call('HSET', booking_key, 'resource_id', resource_id)
+local status_field = status == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
+move_counters(slot_key, resource_key, 'num_bookings', 1)
+move_counters(slot_key, resource_key, status_field, 1)
+return {'OK', resource_id}

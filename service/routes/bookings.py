@@ -1,0 +1,137 @@
+"""Booking endpoints: the reason locks exist."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service import validation
+from service.errors import BadRequest, BookingNotFound, SlotNotFound
+from service.ids import canonical_id
+from service.payloads import BookingCreate, BookingReschedule, BookingStatusChange, BookingUpdate
+from service.responses import ok
+from service.routes.common import Page, body, caller, optional_body, path_id, services
+from service.routes.slots import lock_holder
+from service.store.bookings import BookingFilter
+from service.views import booking_payload
+
+_STATUSES = {"active", "cancelled"}
+
+
+async def create_booking(request: Request) -> Response:
+    who = await caller(request)
+    payload = await body(request, BookingCreate)
+    slot_id = canonical_id(payload.slot_id)
+    if slot_id is None:
+        raise SlotNotFound("slot not found")
+    record = await services(request).bookings.create(
+        who.environment,
+        slot_id,
+        _holder(payload.lock_key),
+        validation.metadata_json(payload.metadata),
+        getattr(request.state, "idempotency_hash", None),
+    )
+    return ok(booking_payload(record), status=201)
+
+
+async def list_bookings(request: Request) -> Response:
+    who = await caller(request)
+    page = Page.of(request)
+    query = request.query_params
+    status = query.get("status")
+    if status is not None and status not in _STATUSES:
+        raise BadRequest("`status` must be active or cancelled")
+    where = BookingFilter(
+        status=status,
+        slot_id=_query_id(query.get("slot_id")),
+        resource_id=_query_id(query.get("resource_id")),
+    )
+    found = services(request)
+    if where.resource_id is not None:
+        resource_ids = [where.resource_id]
+    else:
+        resource_ids = [record.id for record in await found.resources.list_all(who.environment)]
+    records = await found.bookings.matching(who.environment, resource_ids, where)
+    shown, meta = page.cut(records)
+    return ok([booking_payload(record) for record in shown], meta)
+
+
+async def get_booking(request: Request) -> Response:
+    who = await caller(request)
+    record = await services(request).bookings.get(who.environment, _booking_id(request))
+    return ok(booking_payload(record))
+
+
+async def update_booking(request: Request) -> Response:
+    who = await caller(request)
+    booking_id = _booking_id(request)
+    payload = await body(request, BookingUpdate)
+    record = await services(request).bookings.update_metadata(
+        who.environment, booking_id, validation.metadata_json(payload.metadata)
+    )
+    return ok(booking_payload(record))
+
+
+async def cancel_booking(request: Request) -> Response:
+    who = await caller(request)
+    record = await services(request).bookings.set_status(
+        who.environment, _booking_id(request), "cancelled"
+    )
+    return ok(booking_payload(record))
+
+
+async def enable_booking(request: Request) -> Response:
+    who = await caller(request)
+    booking_id = _booking_id(request)
+    payload = await optional_body(request, BookingStatusChange)
+    record = await services(request).bookings.set_status(
+        who.environment, booking_id, "active", _holder(payload.lock_key)
+    )
+    return ok(booking_payload(record))
+
+
+async def reschedule_booking(request: Request) -> Response:
+    who = await caller(request)
+    booking_id = _booking_id(request)
+    payload = await body(request, BookingReschedule)
+    target_slot_id = canonical_id(payload.target_slot_id)
+    if target_slot_id is None:
+        raise SlotNotFound("target slot not found")
+    record = await services(request).rescheduler.reschedule(
+        who.environment, booking_id, target_slot_id, _holder(payload.lock_key)
+    )
+    return ok(booking_payload(record))
+
+
+async def delete_booking(request: Request) -> Response:
+    who = await caller(request, secret=True)
+    record = await services(request).bookings.delete(who.environment, _booking_id(request))
+    return ok(booking_payload(record))
+
+
+def _holder(lock_key: str | None) -> str:
+    return "" if lock_key is None else lock_holder(lock_key)
+
+
+def _booking_id(request: Request) -> str:
+    return path_id(request, "booking_id", BookingNotFound, "booking")
+
+
+def _query_id(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    # A malformed id matches nothing, like an unknown one: an empty list, not an error.
+    return canonical_id(raw) or "00000000-0000-4000-8000-000000000000"
+
+
+ROUTES = [
+    Route("/bookings", create_booking, methods=["POST"]),
+    Route("/bookings", list_bookings, methods=["GET"]),
+    Route("/bookings/{booking_id}", get_booking, methods=["GET"]),
+    Route("/bookings/{booking_id}", update_booking, methods=["PATCH"]),
+    Route("/bookings/{booking_id}", delete_booking, methods=["DELETE"]),
+    Route("/bookings/{booking_id}/cancel", cancel_booking, methods=["POST"]),
+    Route("/bookings/{booking_id}/enable", enable_booking, methods=["POST"]),
+    Route("/bookings/{booking_id}/reschedule", reschedule_booking, methods=["POST"]),
+]

@@ -1,0 +1,214 @@
+"""Bookings: create (one script, one round trip), status changes, moves, lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service import keyspace
+from service.clock import Clock
+from service.errors import BookingNotFound, SlotNotFound
+from service.ids import canonical_id, home_tag, new_child_id
+from service.records import BookingRecord, from_flat, from_hash, to_flat
+from service.scripts import Scripts
+from service.store.client import RedisClient, members
+from service.store.refusals import check
+
+RECEIPT_TTL_MS = 24 * 3600 * 1000
+_MAX_HOPS = 16  # forwarding addresses followed before giving up (a booking moved that often)
+_STALE_RETRIES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class BookingFilter:
+    """GET /bookings filters."""
+
+    status: str | None = None
+    slot_id: str | None = None
+    resource_id: str | None = None
+
+
+class BookingStore:
+    """The only code that reads or changes bookings in Redis."""
+
+    def __init__(self, redis: RedisClient, scripts: Scripts, clock: Clock) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._clock = clock
+
+    async def create(
+        self,
+        environment: str,
+        slot_id: str,
+        holder: str,
+        metadata_json: str,
+        idempotency_hash: str | None = None,
+    ) -> BookingRecord:
+        """Book a place; a matching lock is released in the same script."""
+        _checked_slot(slot_id)
+        now_ms = self._clock()
+        record = BookingRecord(
+            id=new_child_id(slot_id),
+            environment=environment,
+            slot_id=slot_id,
+            resource_id="",
+            metadata=metadata_json,
+            created_ms=now_ms,
+            updated_ms=now_ms,
+        )
+        keys = [
+            keyspace.slot(slot_id),
+            keyspace.lock(slot_id),
+            keyspace.resource(slot_id),
+            keyspace.resource_bookings(slot_id),
+            keyspace.slot_bookings(slot_id),
+            keyspace.booking(record.id),
+            keyspace.receipt(slot_id, idempotency_hash or "none"),
+        ]
+        ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
+        args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]
+        reply = check(await self._scripts.create_booking(keys, args), now_ms)
+        if reply[0] == "REPLAY":
+            return await self.get(environment, reply[1])
+        record.resource_id = reply[1]
+        return record
+
+    async def get(self, environment: str, booking_id: str) -> BookingRecord:
+        """The booking, following forwarding addresses left by reschedules."""
+        if canonical_id(booking_id) != booking_id:
+            raise BookingNotFound("booking not found")
+        key = keyspace.booking(booking_id)
+        for _ in range(_MAX_HOPS):
+            fields = await self._redis.hgetall(key)
+            if not fields or fields.get("environment") != environment:
+                break
+            record = from_hash(fields, BookingRecord)
+            if not record.moved_to_slot:
+                return record
+            key = keyspace.booking(booking_id, record.moved_to_slot)
+        raise BookingNotFound("booking not found")
+
+    async def update_metadata(
+        self, environment: str, booking_id: str, metadata_json: str
+    ) -> BookingRecord:
+        """Replace the metadata."""
+        for _ in range(_STALE_RETRIES):
+            found = await self.get(environment, booking_id)
+            now_ms = self._clock()
+            reply = await self._scripts.update_booking(
+                [keyspace.booking(booking_id, found.slot_id)], [environment, now_ms, metadata_json]
+            )
+            if reply[0] != "STALE":
+                return from_flat(check(reply, now_ms)[1], BookingRecord)
+        raise RuntimeError("booking kept moving while being updated")
+
+    async def set_status(
+        self, environment: str, booking_id: str, status: str, holder: str = ""
+    ) -> BookingRecord:
+        """Cancel ("cancelled") or enable ("active"); the same status again is a no-op."""
+        for _ in range(_STALE_RETRIES):
+            found = await self.get(environment, booking_id)
+            slot_id = found.slot_id
+            keys = [
+                keyspace.booking(booking_id, slot_id),
+                keyspace.slot(slot_id),
+                keyspace.lock(slot_id),
+                keyspace.resource(slot_id),
+            ]
+            now_ms = self._clock()
+            reply = await self._scripts.set_booking_status(
+                keys, [environment, status, now_ms, holder, slot_id]
+            )
+            if reply[0] != "STALE":
+                return from_flat(check(reply, now_ms)[1], BookingRecord)
+        raise RuntimeError("booking kept moving while its status changed")
+
+    async def delete(self, environment: str, booking_id: str) -> BookingRecord:
+        """Delete for good; returns the booking as it was."""
+        for _ in range(_STALE_RETRIES):
+            found = await self.get(environment, booking_id)
+            slot_id = found.slot_id
+            keys = [
+                keyspace.booking(booking_id, slot_id),
+                keyspace.slot(slot_id),
+                keyspace.resource(slot_id),
+                keyspace.resource_bookings(slot_id),
+                keyspace.slot_bookings(slot_id),
+            ]
+            reply = await self._scripts.delete_booking(keys, [environment, slot_id, booking_id])
+            if reply[0] != "STALE":
+                check(reply, self._clock())
+                return found
+        raise RuntimeError("booking kept moving while being deleted")
+
+    async def move_within_resource(
+        self, environment: str, found: BookingRecord, target_slot_id: str, holder: str
+    ) -> list[Any]:
+        """One script moves a booking between two slots of one resource (one shard)."""
+        booking_id, source_slot_id = found.id, found.slot_id
+        keys = [
+            keyspace.booking(booking_id, source_slot_id),
+            keyspace.slot(source_slot_id),
+            keyspace.slot_bookings(source_slot_id),
+            keyspace.slot(target_slot_id),
+            keyspace.lock(target_slot_id),
+            keyspace.slot_bookings(target_slot_id),
+            keyspace.resource(target_slot_id),
+        ]
+        args = [
+            environment,
+            self._clock(),
+            holder,
+            booking_id,
+            source_slot_id,
+            target_slot_id,
+        ]
+        reply: list[Any] = await self._scripts.reschedule_booking(keys, args)
+        return reply
+
+    async def matching(
+        self, environment: str, resource_ids: list[str], where: BookingFilter
+    ) -> list[BookingRecord]:
+        """Bookings that pass `where`, oldest first."""
+        if where.slot_id is not None:
+            owners = [(where.slot_id, keyspace.slot_bookings(where.slot_id))]
+        else:
+            owners = [(owner, keyspace.resource_bookings(owner)) for owner in resource_ids]
+        listed: list[tuple[str, str]] = []
+        for owner_id, index_key in owners:
+            listed += [
+                (booking_id, owner_id) for booking_id in await members(self._redis, index_key)
+            ]
+        records = await self._read_many(listed)
+        chosen = [
+            record
+            for record in records
+            if record.environment == environment
+            and not record.moved_to_slot
+            and (where.status is None or record.status == where.status)
+            and (where.slot_id is None or record.slot_id == where.slot_id)
+            and (where.resource_id is None or record.resource_id == where.resource_id)
+        ]
+        return sorted(chosen, key=lambda record: (record.created_ms, record.id))
+
+    async def _read_many(self, listed: list[tuple[str, str]]) -> list[BookingRecord]:
+        """Read (booking id, id of the slot or resource whose index listed it) pairs."""
+        if not listed:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for booking_id, owner_id in listed:
+            # A booking listed in an index lives in that index's home tag.
+            pipe.hgetall(keyspace.booking(booking_id, owner_id))
+        hashes: list[dict[str, str]] = await pipe.execute()
+        return [from_hash(fields, BookingRecord) for fields in hashes if fields]
+
+
+def _checked_slot(slot_id: str) -> str:
+    if canonical_id(slot_id) != slot_id:
+        raise SlotNotFound("slot not found")
+    return slot_id
+
+
+def same_shard(first_id: str, second_id: str) -> bool:
+    """Whether two objects share a home tag, so that one script can touch both."""
+    return home_tag(first_id) == home_tag(second_id)
