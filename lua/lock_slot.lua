@@ -4,9 +4,12 @@ lock_slot: take the lock on a slot, or move the lock its holder already has.
   KEYS[1] slot_key       sl:{T}:slot:<slot id>
   KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>", expires at until_ms
   KEYS[3] resource_key   sl:{T}:resource
+  KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here, by until_ms
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key (the key itself never reaches Redis)
   ARGV[3] until_ms       lock_until in epoch ms; Redis drops the lock then (SET PXAT)
+  ARGV[4] now_ms         the service's clock: holds that ended before it no longer count
+  ARGV[5] max_holds      how many slots of this resource one lock_key may hold at once
 
 Returns:
   {"OK", token, view}          token: fencing token, kept when the holder moves its own lock
@@ -15,13 +18,15 @@ Returns:
   {"SLOT_DISABLED"}
   {"SLOT_FULL"}                no free place to hold
   {"LOCKED", locked_until_ms}  held under another lock_key
+  {"HOLD_CAP", max_holds}      this lock_key already holds max_holds slots of the resource
 ]]
 --!include slot_view.lua
-local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
+local now_ms, max_holds = ARGV[4], tonumber(ARGV[5])
 
 local slot = redis.call('HMGET', slot_key,
-  'environment', 'lockable', 'status', 'capacity', 'num_active_bookings')
+  'environment', 'lockable', 'status', 'capacity', 'num_active_bookings', 'id')
 if slot[1] ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
@@ -44,8 +49,16 @@ else
   if tonumber(slot[5]) >= tonumber(slot[4]) then
     return {'SLOT_FULL'}
   end
+  -- One lock_key may not sweep a resource: count what it holds here right now.
+  redis.call('ZREMRANGEBYSCORE', holds_key, '-inf', now_ms)
+  if redis.call('ZCARD', holds_key) >= max_holds then
+    return {'HOLD_CAP', max_holds}
+  end
   token = redis.call('HINCRBY', slot_key, 'lock_seq', 1)
 end
 
 redis.call('SET', lock_key, holder .. ':' .. token, 'PXAT', until_ms)
+redis.call('ZADD', holds_key, until_ms, slot[6])
+local last_until = redis.call('ZRANGE', holds_key, -1, -1, 'WITHSCORES')[2]
+redis.call('PEXPIREAT', holds_key, last_until)
 return {'OK', token, slot_view(slot_key, lock_key, resource_key)}

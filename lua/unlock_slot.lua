@@ -4,6 +4,7 @@ unlock_slot: release a slot's lock if the caller holds it; compare and delete in
   KEYS[1] slot_key       sl:{T}:slot:<slot id>
   KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>"
   KEYS[3] resource_key   sl:{T}:resource
+  KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key
 
@@ -13,10 +14,11 @@ Returns:
   {"NOT_OWNER"}          held under another lock_key; the lock stays
 ]]
 --!include slot_view.lua
-local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local environment, holder = ARGV[1], ARGV[2]
 
-if redis.call('HGET', slot_key, 'environment') ~= environment then
+local slot = redis.call('HMGET', slot_key, 'environment', 'id')
+if slot[1] ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
 
@@ -26,5 +28,6 @@ if current then
     return {'NOT_OWNER'}
   end
   redis.call('DEL', lock_key)
+  redis.call('ZREM', holds_key, slot[2])
 end
 return {'OK', slot_view(slot_key, lock_key, resource_key)}

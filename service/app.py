@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,6 +18,7 @@ from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnava
 from service.idempotency import Idempotency
 from service.middleware import RequestContext
 from service.outage import OUTAGE_ERRORS
+from service.ratelimit import FLUSH_INTERVAL_S
 from service.responses import failure
 from service.routes import bookings, ops, resources, slots
 from service.services import Services
@@ -24,6 +26,21 @@ from service.settings import Settings
 from service.store.client import RedisClient
 
 logger = logging.getLogger("slotlock")
+
+
+HEAL_INTERVAL_S = 5.0
+
+
+async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run a background job every `interval_s` for as long as the app runs."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await job()
+        except OUTAGE_ERRORS:
+            pass  # the request path already reports the outage; try again next round
+        except Exception:
+            logger.exception("%s failed; trying again next round", name)
 
 
 def create_app(
@@ -43,7 +60,17 @@ def create_app(
         except OUTAGE_ERRORS as error:
             # Start anyway: /readyz stays 503 and warms up once Redis answers.
             logger.error("redis unreachable at start-up: %s", type(error).__name__)
+        jobs = [
+            # Settles half-done cross-resource reschedules, in every pod.
+            asyncio.create_task(every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer")),
+            # Shares this pod's rate-limit counts with the others.
+            asyncio.create_task(every(FLUSH_INTERVAL_S, found.rate_limiter.flush, "rate limits")),
+        ]
         yield
+        for job in jobs:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
         if owns_redis:
             await redis.aclose()
 

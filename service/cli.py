@@ -59,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     create.set_defaults(command=_keys(_create_keys))
     listing = keys.add_parser("list", help="every key: id, environment, scope, state")
     listing.set_defaults(command=_keys(_list_keys))
+    rotate = keys.add_parser(
+        "rotate", help="issue a new pair; the environment's old pairs keep working for a while"
+    )
+    rotate.add_argument("--environment", required=True)
+    rotate.add_argument(
+        "--overlap-s",
+        type=int,
+        default=3600,
+        help="seconds the old pairs keep working, so clients can switch (default 3600)",
+    )
+    rotate.set_defaults(command=_keys(_rotate_keys))
     revoke = keys.add_parser("revoke", help="revoke a key (the key itself, or its pair id)")
     revoke.add_argument("key")
     revoke.set_defaults(command=_keys(_revoke_keys))
@@ -131,6 +142,22 @@ def _keys(
 async def _create_keys(store: KeyStore, arguments: argparse.Namespace) -> int:
     pair = await store.create_pair(arguments.environment)
     sys.stdout.write(msgspec.json.encode(pair).decode() + "\n")
+    return 0
+
+
+async def _rotate_keys(store: KeyStore, arguments: argparse.Namespace) -> int:
+    now_ms = system_clock_ms()
+    current = [
+        record
+        for record in await store.all()
+        if record.environment == arguments.environment
+        and not record.revoked
+        and (not record.expires_ms or record.expires_ms > now_ms)
+    ]
+    pair = await store.create_pair(arguments.environment)
+    await store.retire(current, after_ms=max(0, arguments.overlap_s) * 1000)
+    sys.stdout.write(msgspec.json.encode(pair).decode() + "\n")
+    print(f"{len(current)} older key(s) stop working in {arguments.overlap_s} s", file=sys.stderr)
     return 0
 
 

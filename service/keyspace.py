@@ -12,11 +12,13 @@ never written in the same script as a resource's keys.
     sl:{T}:bookings              zset    its booking ids, scored by creation (ms)
     sl:{T}:slot:<slot id>        hash    a slot
     sl:{T}:lock:<slot id>        string  "<lock key hash>:<token>", expires at lock_until (PXAT)
+    sl:{T}:holds:<lock key hash> zset    slot ids one lock_key holds in the resource, by until (ms)
     sl:{T}:slot-bookings:<id>    zset    a slot's booking ids, scored by creation (ms)
     sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
     sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
     sl:{idem:<h>}:<scope>:<key>  string  an Idempotency-Key's first response (24 h)
     sl:{reschedules}:intents     zset    cross-resource reschedules under way, by deadline (ms)
+    sl:{rl:<h>}:<key>:<p>:<n>    string  requests of one API key in rate window n of p seconds
     sl:{env:<name>}:resources    zset    an environment's resource ids, by creation (ms)
     sl:{keys}:key:<sha256>       hash    an API key, known only by its hash
     sl:{keys}:all                zset    every API key hash, by creation (ms)
@@ -63,6 +65,11 @@ def lock(slot_id: str) -> str:
     return f"{_tagged(slot_id)}:lock:{slot_id}"
 
 
+def holds(object_id: str, holder: str) -> str:
+    """Slots of `object_id`'s resource held by one lock_key (its hash), scored by until_ms."""
+    return f"{_tagged(object_id)}:holds:{holder or 'nobody'}"
+
+
 def slot_bookings(slot_id: str) -> str:
     """Booking ids of one slot, scored by created_ms."""
     return f"{_tagged(slot_id)}:slot-bookings:{slot_id}"
@@ -81,6 +88,11 @@ def receipt(slot_id: str, idempotency_hash: str) -> str:
 def idempotency(scope_hash: str, key_hash: str) -> str:
     """The first response to an Idempotency-Key of one API key; spread over shards by hash."""
     return f"{PREFIX}:{{idem:{key_hash[:4]}}}:{scope_hash}:{key_hash}"
+
+
+def rate_counter(key_hash: str, period_s: int, window_index: int) -> str:
+    """Requests one API key made in one rate-limit window, summed over all pods."""
+    return f"{PREFIX}:{{rl:{key_hash[:4]}}}:{key_hash}:{period_s}:{window_index}"
 
 
 def reschedule_intents() -> str:

@@ -8,6 +8,7 @@ from service.auth import Authenticator
 from service.clock import Clock
 from service.keyfile import import_key_file
 from service.outage import OutageLog
+from service.ratelimit import RateLimiter
 from service.scripts import Scripts
 from service.settings import Settings
 from service.store.api_keys import KeyStore
@@ -32,6 +33,7 @@ class Services:
     slots: SlotStore
     bookings: BookingStore
     rescheduler: Rescheduler
+    rate_limiter: RateLimiter
     outage: OutageLog
 
     async def warm_up(self) -> None:
@@ -54,8 +56,13 @@ class Services:
             keys=keys,
             authenticator=Authenticator(keys, clock, settings.key_cache_s),
             resources=ResourceStore(redis, scripts, clock),
-            slots=SlotStore(redis, scripts, clock),
+            slots=SlotStore(redis, scripts, clock, settings.max_locks_per_key),
             bookings=bookings,
             rescheduler=Rescheduler(redis, scripts, clock, bookings),
+            rate_limiter=RateLimiter(
+                redis,
+                clock,
+                {"public": settings.rate_limit_public, "secret": settings.rate_limit_secret},
+            ),
             outage=OutageLog(),
         )

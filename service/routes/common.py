@@ -27,7 +27,9 @@ def services(request: Request) -> Services:
 
 async def caller(request: Request, *, secret: bool = False) -> Caller:
     """The authenticated caller; `secret=True` refuses public keys (E015)."""
-    who = await services(request).authenticator.authenticate(request.headers.get("authorization"))
+    found = services(request)
+    who = await found.authenticator.authenticate(request.headers.get("authorization"))
+    found.rate_limiter.admit(who)
     if secret:
         who.require_secret()
     return who

@@ -64,6 +64,7 @@ class BookingStore:
             keyspace.slot_bookings(slot_id),
             keyspace.booking(record.id),
             keyspace.receipt(slot_id, idempotency_hash or "none"),
+            keyspace.holds(slot_id, holder),
         ]
         ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
         args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]

@@ -50,10 +50,13 @@ class SlotFilter:
 class SlotStore:
     """The only code that reads or changes slots and locks in Redis."""
 
-    def __init__(self, redis: RedisClient, scripts: Scripts, clock: Clock) -> None:
+    def __init__(
+        self, redis: RedisClient, scripts: Scripts, clock: Clock, max_holds_per_key: int
+    ) -> None:
         self._redis = redis
         self._scripts = scripts
         self._clock = clock
+        self._max_holds = max_holds_per_key
 
     async def get(self, environment: str, slot_id: str) -> SlotView:
         """One slot, as its owner's environment sees it."""
@@ -64,13 +67,16 @@ class SlotStore:
         self, environment: str, slot_id: str, holder: str, until_ms: int
     ) -> tuple[SlotView, int]:
         """Take or move the lock; returns the slot and the lock's fencing token."""
-        reply = await self._scripts.lock_slot(_view_keys(slot_id), [environment, holder, until_ms])
-        _, token, view = check(reply, self._clock())
+        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder)]
+        now_ms = self._clock()
+        args = [environment, holder, until_ms, now_ms, self._max_holds]
+        _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
         return SlotView.from_script(view), int(token)
 
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
         """Release the lock if `holder` has it; harmless when there is none."""
-        reply = await self._scripts.unlock_slot(_view_keys(slot_id), [environment, holder])
+        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder)]
+        reply = await self._scripts.unlock_slot(keys, [environment, holder])
         return SlotView.from_script(check(reply, self._clock())[1])
 
     async def create(
