@@ -93,7 +93,8 @@ def create_app(
         OUTAGE_ERRORS, redis_down
     )
     app = Starlette(
-        routes=[*resources.ROUTES, *slots.ROUTES, *bookings.ROUTES, *ops.ROUTES],
+        # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
+        routes=[*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES],
         middleware=[
             Middleware(RequestContext, on_answer=found.outage.success),
             Middleware(Idempotency, services=found),

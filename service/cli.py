@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -95,6 +96,12 @@ def serve_command(arguments: argparse.Namespace, settings: Settings) -> int:
                 "no REDIS_URL and no redis-server on PATH: data lives in this process's "
                 "memory only and is lost when it stops (one worker)"
             )
+    if embedded is not None:
+        # uvicorn re-raises SIGTERM after its graceful shutdown; with the default
+        # action that kills the process before `finally` can stop the embedded Redis
+        # (which, in a session of its own, would live on). As KeyboardInterrupt,
+        # which uvicorn.run absorbs, it returns here instead.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.run(
             "service.asgi:create_app_from_env",
@@ -107,6 +114,8 @@ def serve_command(arguments: argparse.Namespace, settings: Settings) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=arguments.graceful_timeout,
+            # Nothing reads the client address, so uvicorn's proxy-header layer is pure cost.
+            proxy_headers=False,
         )
     finally:
         if embedded is not None:

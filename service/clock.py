@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,12 @@ def parse_instant_ms(text: str) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
+@functools.lru_cache(maxsize=65536)
 def format_instant(instant_ms: int) -> str:
-    """Epoch milliseconds as UTC ISO 8601 with milliseconds and `Z`."""
+    """Epoch milliseconds as UTC ISO 8601 with milliseconds and `Z`.
+
+    Cached: a slot's four timestamps are rendered on every lock and unlock, and
+    strftime was a visible share of the hot path.
+    """
     moment = _EPOCH + instant_ms * _ONE_MS
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant_ms % 1000:03d}Z"

@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -76,12 +77,25 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+_counters: dict[tuple[str, str, int], Any] = {}
+_histograms: dict[tuple[str, str], Any] = {}
+
+
 def _record(scope: Scope, request_id: str, status: int, duration_s: float) -> None:
     route = scope.get("route")
     template = getattr(route, "path", "unmatched")
     method = str(scope["method"])
-    REQUESTS.labels(template, method, str(status)).inc()
-    LATENCY.labels(template, method).observe(duration_s)
+    # labels() costs a lock and a tuple hash per call; the children never change.
+    counter = _counters.get((template, method, status))
+    if counter is None:
+        counter = _counters[template, method, status] = REQUESTS.labels(
+            template, method, str(status)
+        )
+    histogram = _histograms.get((template, method))
+    if histogram is None:
+        histogram = _histograms[template, method] = LATENCY.labels(template, method)
+    counter.inc()
+    histogram.observe(duration_s)
     access_log.info(
         "request",
         extra={

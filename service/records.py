@@ -89,21 +89,16 @@ def to_flat(record: msgspec.Struct) -> list[str]:
 
 
 def from_hash(fields: dict[Any, Any], record_type: type[R]) -> R:
-    """Read a hash (bytes or str keys and values) back into its record."""
-    decoded = {_text(name): _text(value) for name, value in fields.items()}
-    return msgspec.convert(decoded, record_type, strict=False)
+    """Read a hash (as a client with decode_responses=True returns it) into its record."""
+    return msgspec.convert(fields, record_type, strict=False)
 
 
-def from_flat(flat: list[Any], record_type: type[R]) -> R:
+def from_flat(flat: list[str], record_type: type[R]) -> R:
     """Read HGETALL's flat reply, as returned from a Lua script, into its record."""
-    return from_hash(dict(zip(flat[::2], flat[1::2], strict=True)), record_type)
+    return msgspec.convert(dict(zip(flat[::2], flat[1::2], strict=True)), record_type, strict=False)
 
 
 def _to_text(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

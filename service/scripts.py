@@ -1,17 +1,21 @@
 """The Lua scripts of lua/: read once, registered with redis-py, preloaded at start-up.
 
-Each script is called through redis-py's script object, which sends EVALSHA and
-falls back to sending the source once when Redis answers NOSCRIPT (after a
-restart, a failover to a replica or SCRIPT FLUSH). A line `--!include NAME`
-pulls in lua/lib/NAME, so shared helpers are written once.
+Each script is called with EVALSHA, batched with concurrent calls into one
+pipeline (service/store/batching.py); a NOSCRIPT answer (after a restart, a
+failover to a replica or SCRIPT FLUSH) loads the script and sends the call
+again, which is safe because NOSCRIPT means it did not run. A line
+`--!include NAME` pulls in lua/lib/NAME, so shared helpers are written once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from service.store.batching import BatchedScript, ScriptBatcher
 
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
 
@@ -56,8 +60,14 @@ class Scripts:
 
     @classmethod
     def register(cls, redis: Any) -> Scripts:
-        """Register every script with `redis` (no round trip yet)."""
-        return cls(**{name: redis.register_script(script_source(name)) for name in cls.names()})
+        """Prepare every script for `redis`, sharing one batcher (no round trip yet)."""
+        batcher = ScriptBatcher(redis)
+        scripts = {}
+        for name in cls.names():
+            source = script_source(name)
+            sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+            scripts[name] = BatchedScript(source, sha, batcher)
+        return cls(**scripts)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -69,11 +79,16 @@ class Scripts:
         return [getattr(self, name) for name in self.names()]
 
     async def preload(self, redis: Any) -> None:
-        """SCRIPT LOAD every script, so the first requests need no fallback."""
+        """SCRIPT LOAD every script, so the first requests need no fallback.
+
+        On Cluster, redis-py sends SCRIPT LOAD to every primary it knows. Replicas get
+        nothing (Redis 7 replicates no script cache), so a promoted replica starts empty
+        and each script's NOSCRIPT fallback loads it there (tests/test_fault_topology_*).
+        """
         for script in self.all():
             await redis.script_load(script.script)
 
     async def loaded(self, redis: Any) -> bool:
-        """Whether Redis holds every script right now."""
+        """Whether Redis holds every script right now (on Cluster: every primary holds each)."""
         present = await redis.script_exists(*[script.sha for script in self.all()])
         return all(present)

@@ -216,6 +216,8 @@ def _query_instant(request: Request, name: str) -> int | None:
 
 
 ROUTES = [
+    Route("/slots/{slot_id}/lock", lock_slot, methods=["POST"]),
+    Route("/slots/{slot_id}/unlock", unlock_slot, methods=["POST"]),
     Route("/slots", create_slots, methods=["POST"]),
     Route("/slots", list_slots, methods=["GET"]),
     Route("/slots/{slot_id}", get_slot, methods=["GET"]),
@@ -223,6 +225,4 @@ ROUTES = [
     Route("/slots/{slot_id}", delete_slot, methods=["DELETE"]),
     Route("/slots/{slot_id}/enable", enable_slot, methods=["POST"]),
     Route("/slots/{slot_id}/disable", disable_slot, methods=["POST"]),
-    Route("/slots/{slot_id}/lock", lock_slot, methods=["POST"]),
-    Route("/slots/{slot_id}/unlock", unlock_slot, methods=["POST"]),
 ]

@@ -100,7 +100,7 @@ class ResourceStore:
                 keyspace.lock(slot_id),
                 keyspace.slot_bookings(slot_id),
             )
-        ] + [keyspace.booking(booking_id) for booking_id in booking_ids]
+        ] + [keyspace.booking(booking_id, resource_id) for booking_id in booking_ids]
         keys = [
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),

@@ -138,7 +138,7 @@ class SlotStore:
                 keyspace.resource_slot_ends(slot_id),
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
-                *[keyspace.booking(booking_id) for booking_id in booking_ids],
+                *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
             if reply[0] != "STALE":
