@@ -17,6 +17,7 @@ from typing import Any
 
 from service.store.batching import BatchedScript, ScriptBatcher
 
+_READ_ONLY = {"read_slot"}
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
 
 
@@ -59,14 +60,14 @@ class Scripts:
     abort_place: Any
 
     @classmethod
-    def register(cls, redis: Any) -> Scripts:
+    def register(cls, redis: Any, replica_acks: int = 0, ack_timeout_ms: int = 1000) -> Scripts:
         """Prepare every script for `redis`, sharing one batcher (no round trip yet)."""
-        batcher = ScriptBatcher(redis)
+        batcher = ScriptBatcher(redis, replica_acks, ack_timeout_ms)
         scripts = {}
         for name in cls.names():
             source = script_source(name)
             sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-            scripts[name] = BatchedScript(source, sha, batcher)
+            scripts[name] = BatchedScript(source, sha, batcher, writes=name not in _READ_ONLY)
         return cls(**scripts)
 
     @classmethod

@@ -45,7 +45,9 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, redis: RedisClient, clock: Clock) -> Services:
         """Wire every store to one Redis client and one clock."""
-        scripts = Scripts.register(redis)
+        # WAIT must answer before the socket times out, or a slow replica reads as an outage.
+        ack_timeout_ms = int(settings.redis_timeout_s * 800)
+        scripts = Scripts.register(redis, settings.replica_acks, ack_timeout_ms)
         keys = KeyStore(redis, clock)
         bookings = BookingStore(redis, scripts, clock)
         return cls(

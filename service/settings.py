@@ -60,6 +60,7 @@ class Settings:
     data_dir: Path = Path(".slotlock")
     keys_file: Path | None = None
     log_level: str = "INFO"
+    replica_acks: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +85,7 @@ class Settings:
             data_dir=reader.read("SLOTLOCK_DATA_DIR", Path, Path(".slotlock")),
             keys_file=reader.read("SLOTLOCK_KEYS_FILE", Path, None),
             log_level=reader.read("SLOTLOCK_LOG_LEVEL", _log_level, "INFO"),
+            replica_acks=reader.read("SLOTLOCK_REPLICA_ACKS", _at_least_zero, 0),
         )
 
 
@@ -111,6 +113,13 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         return value
 
     return parse
+
+
+def _at_least_zero(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
 
 
 def _bounded_float(low: float, high: float) -> Callable[[str], float]:

@@ -8,6 +8,10 @@ Redis time (see the README's Performance section).
 
 Order and atomicity are unchanged: each script is still atomic on its own, and
 calls of one batch run in the order they were made.
+
+With `replica_acks` = N > 0, a batch that wrote ends with `WAIT N timeout` on
+the same connection: its writers are answered only once N replicas hold their
+writes, and get 503 E103 (ReplicaAcksMissing) when they do not in time.
 """
 
 from __future__ import annotations
@@ -16,12 +20,21 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from service.store.client import RedisClient
 
 MAX_BATCHES_IN_FLIGHT = 2
 MAX_BATCH = 256
+
+
+class ReplicaAcksMissing(RedisConnectionError):
+    """Fewer replicas than SLOTLOCK_REPLICA_ACKS confirmed a write in time.
+
+    The write was applied on the primary and may or may not survive a failover,
+    so the client is told 503 E103 and should retry with its Idempotency-Key.
+    """
 
 
 @dataclass(slots=True)
@@ -37,8 +50,12 @@ class _Call:
 class ScriptBatcher:
     """Queues EVALSHA calls and sends them in pipelines, at most two at a time."""
 
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(
+        self, redis: RedisClient, replica_acks: int = 0, ack_timeout_ms: int = 1000
+    ) -> None:
         self._redis = redis
+        self._replica_acks = replica_acks
+        self._ack_timeout_ms = ack_timeout_ms
         self._queue: list[_Call] = []
         self._in_flight = 0
 
@@ -83,16 +100,28 @@ class ScriptBatcher:
         pipe = self._redis.pipeline(transaction=False)
         for call in batch:
             pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        wait = self._replica_acks > 0 and any(call.script.writes for call in batch)
+        if wait:
+            pipe.execute_command("WAIT", self._replica_acks, self._ack_timeout_ms)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if wait:
+            acks = replies.pop()
+            if not isinstance(acks, int) or acks < self._replica_acks:
+                missing = ReplicaAcksMissing(f"{acks} of {self._replica_acks} replicas confirmed")
+                replies = [
+                    missing if call.script.writes and not isinstance(reply, Exception) else reply
+                    for call, reply in zip(batch, replies, strict=True)
+                ]
         return replies
 
 
 class BatchedScript:
     """A registered script whose calls go through a ScriptBatcher."""
 
-    def __init__(self, source: str, sha: str, batcher: ScriptBatcher) -> None:
+    def __init__(self, source: str, sha: str, batcher: ScriptBatcher, *, writes: bool) -> None:
         self.script = source
         self.sha = sha
+        self.writes = writes  # whether the script can change state (WAIT then applies)
         self._batcher = batcher
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
