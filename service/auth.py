@@ -48,9 +48,10 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller, or 401 E056 / E055."""
-        if authorization is None or not authorization.startswith("Bearer "):
+        # The scheme name is case-insensitive (RFC 9110 section 11.1).
+        if authorization is None or authorization[:7].lower() != "bearer ":
             raise Unauthenticated("send `Authorization: Bearer <key>`")
-        key = authorization[len("Bearer ") :].strip()
+        key = authorization[7:].strip()
         if scope_of(key) is None:
             raise UnknownKey("unknown or revoked API key")
         key_hash = hash_key(key)

@@ -97,8 +97,14 @@ class Idempotency:
         scope.setdefault("state", {})["idempotency_hash"] = _sha256(
             (caller_hash + key_hash).encode()
         )
-        status, headers, chunks = await self._run(scope, _replaying(body, receive), send)
         redis = self.services.redis
+        try:
+            status, headers, chunks = await self._run(scope, _replaying(body, receive), send)
+        except BaseException:
+            # An unexpected failure is answered 500 further out: let go of the key,
+            # so that a retry runs again instead of waiting for a takeover.
+            await redis.delete(record_key)
+            raise
         if status < 500:
             answer = Kept(
                 fingerprint, self.services.clock(), status, headers, b"".join(chunks).decode()

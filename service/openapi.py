@@ -83,6 +83,30 @@ OPERATIONS: list[Operation] = [
 ]
 # fmt: on
 
+PAGE_PARAMETERS: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
+    "page": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
+}
+# The query filters of each list (API.md), besides `limit` and `page`.
+LIST_FILTERS: dict[str, dict[str, dict[str, Any]]] = {
+    "/resources": {
+        "name": {"type": "string"},
+        "status": {"type": "string", "enum": ["draft", "published"]},
+    },
+    "/slots": {
+        "resource_id": {"type": "string"},
+        "resoure_id": {"type": "string", "description": "the JS SDK's spelling of resource_id"},
+        "available": {"type": "boolean"},
+        "start_date": {"type": "string", "description": "slots starting at or after (ISO 8601)"},
+        "end_date": {"type": "string", "description": "slots ending at or before (ISO 8601)"},
+    },
+    "/bookings": {
+        "status": {"type": "string", "enum": ["active", "cancelled"]},
+        "slot_id": {"type": "string"},
+        "resource_id": {"type": "string"},
+    },
+}
+
 
 def build_document(operations: list[Operation]) -> dict[str, Any]:
     """The OpenAPI 3.1 document for `operations`."""
@@ -143,6 +167,9 @@ def _operation(operation: Operation, by_type: dict[Any, Any]) -> dict[str, Any]:
         for name in ("resource_id", "slot_id", "booking_id")
         if "{" + name + "}" in operation.path
     ]
+    if operation.is_list:
+        query = PAGE_PARAMETERS | LIST_FILTERS[operation.path]
+        parameters += [{"name": name, "in": "query", "schema": query[name]} for name in query]
     if parameters:
         spec["parameters"] = parameters
     return spec

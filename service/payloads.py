@@ -23,7 +23,7 @@ Metadata = Annotated[
     dict[str, Any],
     Meta(description="flat object; keys up to 100 characters, values up to 5000 as JSON (E042)"),
 ]
-Seconds = Annotated[int, Meta(ge=0)]
+Seconds = Annotated[int, Meta(ge=0, le=10 * 365 * 24 * 3600, description="0 to 10 years")]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

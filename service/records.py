@@ -72,7 +72,8 @@ class BookingRecord(msgspec.Struct, kw_only=True):
     created_ms: int
     updated_ms: int
     moved_to_slot: str = ""
-    pending_intent: str = ""
+    pending_intent: str = ""  # set while a move to this record's slot is under way
+    pending_from_slot: str = ""  # where the booking lives until that move releases it
 
 
 def to_hash(record: msgspec.Struct) -> dict[str, str]:

@@ -17,6 +17,13 @@ RequestT = TypeVar("RequestT", bound=Request)
 
 MAX_METADATA_KEY_CHARS = 100
 MAX_METADATA_VALUE_CHARS = 5000
+# A value nested ~960 deep fits in 5000 characters and decodes, but a response carrying it
+# cannot be encoded (RecursionError: a 500 on every later read). 100 is plenty for metadata.
+MAX_METADATA_DEPTH = 100
+TOO_DEEP = "the body is nested too deeply"
+# What format_instant can write back: an offset may push a timestamp out of years 1..9999.
+FIRST_INSTANT_MS = parse_instant_ms("0001-01-01T00:00:00Z")
+LAST_INSTANT_MS = parse_instant_ms("9999-12-31T23:59:59.999Z")
 _metadata_encoder = msgspec.json.Encoder()
 
 
@@ -36,8 +43,10 @@ def decode_body(body: bytes, request_type: type[RequestT]) -> RequestT:
         return decoder.decode(body)
     except msgspec.ValidationError as error:
         raise BadRequest(str(error)) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: bad UTF-8 in a string
         raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:  # msgspec's depth guard; a few KiB of `[[[[` reach it
+        raise BadRequest(TOO_DEEP) from None
 
 
 _object_decoder = msgspec.json.Decoder(dict[str, Any])
@@ -49,8 +58,10 @@ def decode_object(body: bytes) -> dict[str, Any]:
         return _object_decoder.decode(body)
     except msgspec.ValidationError:
         raise BadRequest("the body must be a JSON object") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: bad UTF-8 in a string
         raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest(TOO_DEEP) from None
 
 
 def convert_body(fields: dict[str, Any], request_type: type[RequestT]) -> RequestT:
@@ -65,9 +76,12 @@ def convert_body(fields: dict[str, Any], request_type: type[RequestT]) -> Reques
 def instant_ms(value: str, field_name: str) -> int:
     """A timestamp field in epoch ms, or 400 E013 naming the field."""
     try:
-        return parse_instant_ms(value)
+        found_ms = parse_instant_ms(value)
     except (ValueError, OverflowError) as error:
         raise BadRequest(f"`{field_name}` {error}") from None
+    if not FIRST_INSTANT_MS <= found_ms <= LAST_INSTANT_MS:
+        raise BadRequest(f"`{field_name}` must lie in the years 1 to 9999 in UTC")
+    return found_ms
 
 
 def capacity(value: Any) -> int:
@@ -95,11 +109,28 @@ def metadata_json(metadata: dict[str, Any]) -> str:
             raise InvalidMetadata(
                 f"metadata key {key[:20]!r}... is longer than {MAX_METADATA_KEY_CHARS} characters"
             )
+        if _nesting(value) > MAX_METADATA_DEPTH:
+            raise InvalidMetadata(
+                f"metadata value of {key!r} is nested deeper than {MAX_METADATA_DEPTH} levels"
+            )
         if len(_metadata_encoder.encode(value).decode()) > MAX_METADATA_VALUE_CHARS:
             raise InvalidMetadata(
                 f"metadata value of {key!r} is longer than {MAX_METADATA_VALUE_CHARS} characters"
             )
     return _metadata_encoder.encode(metadata).decode()
+
+
+def _nesting(value: Any) -> int:
+    """How many arrays and objects deep a JSON value goes (a scalar is 0), without recursion."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            pending += [
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            ]
+    return deepest
 
 
 def lock_key(value: str) -> str:

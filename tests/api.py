@@ -91,3 +91,12 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
     assert set(body["error"]) == {"code", "message", "status"}
     assert body["error"]["status"] == response.status_code
     return response.status_code, body["error"]["code"]
+
+
+def slot_request_body(method: str, suffix: str) -> dict[str, Any] | None:
+    """A valid body for `method /slots/:id<suffix>`, made now (a lock_until must lie ahead)."""
+    if suffix == "/lock":
+        return {"lock_key": "k", "lock_until": iso(from_now(minutes=5))}
+    if suffix == "/unlock":
+        return {"lock_key": "k"}
+    return {"capacity": 2} if method == "PATCH" else None

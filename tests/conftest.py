@@ -12,10 +12,12 @@ from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
 from service.app import create_app
+from service.connect import redis_from_settings
 from service.settings import Settings
+from service.store.api_keys import KeyPair
 from service.store.client import RedisClient
 from tests.api import Api
-from tests.redis_servers import RedisServer
+from tests.redis_servers import RedisServer, free_port
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +73,17 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     for item in items:
         if Path(str(item.fspath)).name.startswith("test_fault"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def down_api() -> Iterator[Api]:
+    """The app pointed at a port where no Redis listens, with a well-formed key pair."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    settings = Settings(redis_url=url, redis_timeout_s=0.5, key_cache_s=0.0)
+    redis = redis_from_settings(settings)
+    app = create_app(settings, redis)
+    pair = KeyPair("test", "pk_" + "a" * 64, "sk_" + "b" * 64)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, pair, app)
+        assert client.portal is not None
+        client.portal.call(redis.aclose)

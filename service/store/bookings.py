@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from service import keyspace
 from service.clock import Clock
-from service.errors import BookingNotFound, SlotNotFound
+from service.errors import BookingNotFound, SlotNotFound, StoreUnavailable
 from service.ids import canonical_id, home_tag, new_child_id
 from service.records import BookingRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
@@ -17,6 +18,7 @@ from service.store.refusals import check
 RECEIPT_TTL_MS = 24 * 3600 * 1000
 _MAX_HOPS = 16  # forwarding addresses followed before giving up (a booking moved that often)
 _STALE_RETRIES = 8
+STALE_PAUSE_S = 0.05  # a move in flight settles in milliseconds; its healer within seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +82,34 @@ class BookingStore:
             raise BookingNotFound("booking not found")
         key = keyspace.booking(booking_id)
         for _ in range(_MAX_HOPS):
-            fields = await self._redis.hgetall(key)
-            if not fields or fields.get("environment") != environment:
+            record = await self._read(environment, key)
+            if record is None:
                 break
-            record = from_hash(fields, BookingRecord)
+            if record.pending_intent:
+                return await self._settled_side(environment, record)
             if not record.moved_to_slot:
                 return record
             key = keyspace.booking(booking_id, record.moved_to_slot)
         raise BookingNotFound("booking not found")
+
+    async def _read(self, environment: str, key: str) -> BookingRecord | None:
+        fields = await self._redis.hgetall(key)
+        if not fields or fields.get("environment") != environment:
+            return None
+        return from_hash(fields, BookingRecord)
+
+    async def _settled_side(self, environment: str, pending: BookingRecord) -> BookingRecord:
+        """Where a booking in mid-move is: still on its source until the source releases it.
+
+        Only a move back to the booking's home resource is read this way (a pending
+        record there stands where the forwarding address was), so it needs a look at
+        the source to answer right.
+        """
+        source_key = keyspace.booking(pending.id, pending.pending_from_slot)
+        source = await self._read(environment, source_key)
+        if source is None or source.moved_to_slot == pending.slot_id:
+            return pending
+        return source
 
     async def update_metadata(
         self, environment: str, booking_id: str, metadata_json: str
@@ -101,7 +123,8 @@ class BookingStore:
             )
             if reply[0] != "STALE":
                 return from_flat(check(reply, now_ms)[1], BookingRecord)
-        raise RuntimeError("booking kept moving while being updated")
+            await asyncio.sleep(STALE_PAUSE_S)
+        raise StoreUnavailable("the booking is being moved; retry", retry_after_s=1)
 
     async def set_status(
         self, environment: str, booking_id: str, status: str, holder: str = ""
@@ -122,7 +145,8 @@ class BookingStore:
             )
             if reply[0] != "STALE":
                 return from_flat(check(reply, now_ms)[1], BookingRecord)
-        raise RuntimeError("booking kept moving while its status changed")
+            await asyncio.sleep(STALE_PAUSE_S)
+        raise StoreUnavailable("the booking is being moved; retry", retry_after_s=1)
 
     async def delete(self, environment: str, booking_id: str) -> BookingRecord:
         """Delete for good; returns the booking as it was."""
@@ -140,7 +164,8 @@ class BookingStore:
             if reply[0] != "STALE":
                 check(reply, self._clock())
                 return found
-        raise RuntimeError("booking kept moving while being deleted")
+            await asyncio.sleep(STALE_PAUSE_S)
+        raise StoreUnavailable("the booking is being moved; retry", retry_after_s=1)
 
     async def move_within_resource(
         self, environment: str, found: BookingRecord, target_slot_id: str, holder: str

@@ -33,7 +33,7 @@ from service.errors import SlotNotFound, StoreUnavailable
 from service.ids import canonical_id, home_tag
 from service.records import BookingRecord, from_flat, to_flat
 from service.scripts import Scripts
-from service.store.bookings import BookingStore
+from service.store.bookings import STALE_PAUSE_S, BookingStore
 from service.store.client import RedisClient
 from service.store.refusals import check
 
@@ -41,7 +41,6 @@ logger = logging.getLogger("slotlock.reschedule")
 
 INTENT_DEADLINE_MS = 15_000  # far beyond a healthy move; only then may the healer step in
 _STALE_RETRIES = 8
-_STALE_PAUSE_S = 0.05
 
 
 class Intent(msgspec.Struct, frozen=True):
@@ -93,7 +92,7 @@ class Rescheduler:
                 reply = await self._move_across(environment, found, target_slot_id, holder)
             if reply[0] != "STALE":
                 return from_flat(check(reply, self._clock())[1], BookingRecord)
-            await asyncio.sleep(_STALE_PAUSE_S)
+            await asyncio.sleep(STALE_PAUSE_S)
         raise StoreUnavailable("the booking is being changed by another request; retry")
 
     async def _move_across(
@@ -106,7 +105,7 @@ class Rescheduler:
             source_slot_id=found.slot_id,
             target_slot_id=target_slot_id,
             status=found.status,
-            holder=holder,
+            holder=holder if found.status == "active" else "",  # only a place consumes a lock
         )
         entry = _intent_codec[0].encode(intent)
         await self._redis.zadd(
@@ -154,7 +153,11 @@ class Rescheduler:
     async def _reserve(self, intent: Intent, found: BookingRecord) -> list[Any]:
         target = intent.target_slot_id
         moved = msgspec.structs.replace(
-            found, slot_id=target, pending_intent=intent.intent_id, moved_to_slot=""
+            found,
+            slot_id=target,
+            pending_intent=intent.intent_id,
+            pending_from_slot=found.slot_id,
+            moved_to_slot="",
         )
         keys = [
             keyspace.slot(target),
