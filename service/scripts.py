@@ -84,7 +84,7 @@ class Scripts:
 
         On Cluster, redis-py sends SCRIPT LOAD to every primary it knows. Replicas get
         nothing (Redis 7 replicates no script cache), so a promoted replica starts empty
-        and each script's NOSCRIPT fallback loads it there (tests/test_fault_topology_*).
+        and the NOSCRIPT fallback of a call loads it there (tests/test_fault_topology_*).
         """
         for script in self.all():
             await redis.script_load(script.script)

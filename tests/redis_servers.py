@@ -70,8 +70,9 @@ class RedisServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if self.client().ping():
-                    return
+                with self.client() as probe:
+                    if probe.ping():
+                        return
             except redis.exceptions.RedisError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not start")
