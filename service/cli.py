@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
+        if settings.redis_url is not None:
+            redis_from_settings(settings)  # checks the URL and TLS settings; connects to nothing
     except SettingsError as error:
         print(f"slotlock: {error}", file=sys.stderr)
         return 2
@@ -96,12 +98,11 @@ def serve_command(arguments: argparse.Namespace, settings: Settings) -> int:
                 "no REDIS_URL and no redis-server on PATH: data lives in this process's "
                 "memory only and is lost when it stops (one worker)"
             )
-    if embedded is not None:
-        # uvicorn re-raises SIGTERM after its graceful shutdown; with the default
-        # action that kills the process before `finally` can stop the embedded Redis
-        # (which, in a session of its own, would live on). As KeyboardInterrupt,
-        # which uvicorn.run absorbs, it returns here instead.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default action
+    # that kills the process at once: no `finally` (the embedded Redis, in a session
+    # of its own, would live on) and no exit-time flush of the buffered log. As
+    # KeyboardInterrupt, which uvicorn.run absorbs, it returns here instead.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.run(
             "service.asgi:create_app_from_env",

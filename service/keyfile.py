@@ -2,7 +2,8 @@
 
 The file holds one key pair as `slotlock keys create` prints it, or a list of
 them. Each is stored at start-up (storing a pair again is harmless, and never
-un-revokes it), so nobody has to exec into a pod to create keys.
+un-revokes it), so nobody has to exec into a pod to create keys; a pair marked
+`"revoked": true` is revoked, so revocation can be declared the same way.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from service.store.api_keys import KeyPair, KeyStore, scope_of
 logger = logging.getLogger("slotlock.keys")
 
 
-def read_key_file(path: Path) -> list[KeyPair]:
+class KeyFileEntry(KeyPair, kw_only=True):
+    """A pair as the file holds it; `revoked: true` revokes it on every start-up."""
+
+    revoked: bool = False
+
+
+def read_key_file(path: Path) -> list[KeyFileEntry]:
     """The pairs in the file; a malformed file stops start-up, naming the file, not its keys."""
     try:
-        pairs = msgspec.json.decode(path.read_bytes(), type=KeyPair | list[KeyPair])
+        pairs = msgspec.json.decode(path.read_bytes(), type=KeyFileEntry | list[KeyFileEntry])
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
         raise ValueError(
             f"SLOTLOCK_KEYS_FILE {path} is unreadable: {type(error).__name__}"
@@ -33,8 +40,13 @@ def read_key_file(path: Path) -> list[KeyPair]:
 
 
 async def import_key_file(keys: KeyStore, path: Path) -> None:
-    """Store every pair of the file."""
+    """Store every pair of the file, and revoke those it marks revoked."""
     pairs = read_key_file(path)
     for pair in pairs:
         await keys.import_pair(pair)
-    logger.info("imported API key pairs", extra={"pairs": len(pairs), "file": str(path)})
+        if pair.revoked:
+            await keys.retire(await keys.find(pair.public_key) + await keys.find(pair.secret_key))
+    revoked = sum(pair.revoked for pair in pairs)
+    logger.info(
+        "imported API key pairs", extra={"pairs": len(pairs), "revoked": revoked, "file": str(path)}
+    )

@@ -76,7 +76,9 @@ class KeyStore:
                 pair_id=pair_id,
                 created_ms=now_ms,
             )
-            pipe.hset(keyspace.api_key(record.key_hash), items=_fields_if_new(record))
+            key_name = keyspace.api_key(record.key_hash)
+            pipe.hset(key_name, items=_fields_if_new(record))
+            pipe.hsetnx(key_name, "created_ms", str(now_ms))  # the first import's time stays
             pipe.zadd(keyspace.api_keys_index(), {record.key_hash: now_ms}, nx=True)
         await pipe.execute()
 
@@ -117,8 +119,8 @@ class KeyStore:
 
 
 def _fields_if_new(record: KeyRecord) -> list[str]:
-    # Importing the same pair at every start-up must not un-revoke it: only the
-    # identifying fields are (re)written; `revoked` and `expires_ms` keep their state.
+    # Importing the same pair at every start-up must not un-revoke it, nor make it look
+    # new: only the identifying fields are (re)written; the others keep their state.
     fields = to_hash(record)
-    del fields["revoked"], fields["expires_ms"]
+    del fields["revoked"], fields["expires_ms"], fields["created_ms"]
     return [text for pair in fields.items() for text in pair]
