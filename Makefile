@@ -9,7 +9,7 @@ PYTHON ?= python3
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev,loadtest]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## run the service (embedded Redis unless REDIS_URL is set)

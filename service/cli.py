@@ -15,9 +15,11 @@ from typing import Any
 import msgspec
 
 from service import logs
+from service.bench.command import register as register_bench
 from service.clock import format_instant, system_clock_ms
 from service.connect import MEMORY_URL, redis_from_settings
 from service.embedded import EmbeddedRedis
+from service.loadtest.command import register as register_loadtest
 from service.settings import Settings, SettingsError
 from service.store.api_keys import KeyStore
 
@@ -76,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key (the key itself, or its pair id)")
     revoke.add_argument("key")
     revoke.set_defaults(command=_keys(_revoke_keys))
+    register_loadtest(commands)
+    register_bench(commands)
     return parser
 
 

@@ -1,0 +1,62 @@
+"""`slotlock bench`: its arguments. The bench itself is imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from service.loadtest.command import at_least
+from service.loadtest.transport import CLIENTS
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def register(commands: Any) -> None:
+    """Add the `bench` subcommand to the `slotlock` parser's subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "bench",
+        help="measure slotlock against a bare and a naive anchor on this machine",
+        description="Start a redis-server, a bare Starlette app, a naive one-EVALSHA app and "
+        "`slotlock serve` (one worker pinned to one core), load each from the other core, "
+        "and print requests/s, latency, Redis calls and memory per slot, RSS and targets.",
+    )
+    parser.add_argument(
+        "--duration", type=at_least(1.0, float), default=10.0, help="measured seconds per phase"
+    )
+    parser.add_argument(
+        "--warmup", type=at_least(0.0, float), default=2.0, help="unmeasured seconds first"
+    )
+    parser.add_argument("--connections", type=at_least(1, int), default=50)
+    parser.add_argument("--slots", type=at_least(1, int), default=1000)
+    parser.add_argument("--server-core", type=at_least(0, int), default=0, help="worker's core")
+    parser.add_argument(
+        "--load-core", type=at_least(0, int), default=1, help="generator and Redis core"
+    )
+    parser.add_argument("--client", choices=CLIENTS, default="raw", help="the generator's client")
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="INFO", help="the service's (INFO: default)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--keep-files", action="store_true", help="keep the logs directory")
+    parser.set_defaults(command=run)
+
+
+def run(arguments: argparse.Namespace, settings: object) -> int:
+    """Run the bench."""
+    from service.bench.runner import BenchOptions, run_command
+
+    return run_command(
+        BenchOptions(
+            duration_s=arguments.duration,
+            warmup_s=arguments.warmup,
+            connections=arguments.connections,
+            slots=arguments.slots,
+            server_core=arguments.server_core,
+            load_core=arguments.load_core,
+            client=arguments.client,
+            log_level=arguments.log_level,
+            json_path=arguments.json,
+            keep_files=arguments.keep_files,
+        )
+    )

@@ -1,0 +1,134 @@
+"""One bench run: a redis-server, then the ceiling, naive and slotlock phases, then the report."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from service.bench.phases import PhaseResult
+from service.bench.processes import BenchError, can_pin, free_port, redis_server
+from service.bench.report import BenchReport, BenchSetup, build_report, format_report, write_json
+from service.bench.servers import SlotlockFigures, Stage, anchor_phase, slotlock_phase
+from service.loadtest.fixture import iso
+
+BARE = "service.bench.anchors:bare_app"
+NAIVE = "service.bench.anchors:naive_app"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """Every knob of `slotlock bench`."""
+
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    connections: int = 50
+    slots: int = 1000
+    server_core: int = 0
+    load_core: int = 1
+    client: str = "raw"
+    log_level: str = "INFO"
+    json_path: Path | None = None
+    keep_files: bool = False
+
+
+def run_command(options: BenchOptions) -> int:
+    """Run the bench and print its table (and write its JSON); 1 if it could not run."""
+    try:
+        report = run_bench(options)
+    except BenchError as error:
+        print(f"slotlock bench: {error}", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    if options.json_path is not None:
+        write_json(report, options.json_path)
+        print(f"figures written to {options.json_path}")
+    return 0
+
+
+def run_bench(options: BenchOptions) -> BenchReport:
+    """Measure the three phases on one machine; the files stay behind only on failure."""
+    directory = Path(tempfile.mkdtemp(prefix="slotlock-bench-"))
+    started_at = iso(time.time())
+    try:
+        with _pinned_to(options.load_core if can_pin() else None):
+            phases, figures = _phases(options, directory)
+    except BaseException:
+        print(f"slotlock bench: logs kept in {directory}", file=sys.stderr)
+        raise
+    if options.keep_files:
+        print(f"slotlock bench: logs kept in {directory}", file=sys.stderr)
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+    return build_report(started_at, _setup(options), phases, figures.calls, figures.memory)
+
+
+def _phases(options: BenchOptions, directory: Path) -> tuple[list[PhaseResult], SlotlockFigures]:
+    pin = can_pin()
+    redis_port = free_port()
+    with contextlib.ExitStack() as stack:
+        server = redis_server(directory, redis_port, options.load_core if pin else None)
+        stack.callback(server.stop)
+        client = redis.Redis(port=redis_port, decode_responses=True, socket_timeout=10)
+        stack.callback(client.close)
+        stage = Stage(
+            directory=directory, server_core=options.server_core if pin else None,
+            load_core=options.load_core if pin else None, redis_port=redis_port,
+            redis_pid=server.pid, redis=client, connections=options.connections,
+            duration_s=options.duration_s, warmup_s=options.warmup_s, client=options.client,
+            log_level=options.log_level,
+        )  # fmt: skip
+        anchor_slot_ids = [str(uuid.uuid4()) for _ in range(options.slots)]
+        _announce("ceiling", options)
+        ceiling = anchor_phase(stage, "ceiling", BARE, anchor_slot_ids)
+        _announce("naive", options)
+        naive = anchor_phase(stage, "naive", NAIVE, anchor_slot_ids)
+        _announce("slotlock", options)
+        figures = slotlock_phase(stage, options.slots)
+    return [ceiling, naive, figures.phase], figures
+
+
+@contextlib.contextmanager
+def _pinned_to(core: int | None) -> Iterator[None]:
+    """Keep this process (and the children it starts unpinned) on the generator's core."""
+    if core is None:
+        yield
+        return
+    original = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, original)
+
+
+def _setup(options: BenchOptions) -> BenchSetup:
+    pin = can_pin()
+    return BenchSetup(
+        duration_s=options.duration_s,
+        warmup_s=options.warmup_s,
+        connections=options.connections,
+        slots=options.slots,
+        client=options.client,
+        server_cores=f"core {options.server_core}" if pin else "any core (no taskset)",
+        load_cores=f"core {options.load_core}" if pin else "any core (no taskset)",
+        log_level=options.log_level,
+    )
+
+
+def _announce(phase: str, options: BenchOptions) -> None:
+    print(
+        f"slotlock bench: {phase} phase ({options.warmup_s:g} s warm-up, "
+        f"{options.duration_s:g} s measured)",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,155 @@
+"""The three servers the bench measures, each started, loaded and stopped in its phase."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from service import keyspace
+from service.bench.calls import CallsPerRequest, calls_per_request
+from service.bench.phases import LoadSpec, PhaseResult, Watched, measure
+from service.bench.processes import clean_environment, free_port, slotlock_serve, uvicorn_app
+from service.bench.redis_probe import SlotMemory, slot_memory
+from service.clock import system_clock_ms
+from service.connect import redis_from_settings
+from service.loadtest.client import ApiClient
+from service.loadtest.fixture import Schedule, create_schedule, iso
+from service.loadtest.runner import run_async
+from service.loadtest.transport import open_transport
+from service.routes.slots import lock_holder
+from service.settings import Settings
+from service.store.api_keys import KeyPair, KeyStore
+
+# The service's per-key rate limits, raised so that the bench measures locks, not 429s.
+UNLIMITED = {
+    "SLOTLOCK_RATE_LIMIT_PUBLIC": "1000000000/second",
+    "SLOTLOCK_RATE_LIMIT_SECRET": "1000000000/second",
+}
+CALIBRATION_SLOTS = 100
+MEMORY_PROBE_KEY = "bench-memory-probe"
+SETUP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Where a phase runs: cores, the bench's directory, its Redis, and the load's shape."""
+
+    directory: Path
+    server_core: int | None
+    load_core: int | None
+    redis_port: int
+    redis_pid: int
+    redis: redis.Redis
+    connections: int
+    duration_s: float
+    warmup_s: float
+    client: str
+    log_level: str
+
+    @property
+    def redis_url(self) -> str:
+        """REDIS_URL of the bench's redis-server."""
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def load(self, url: str, token: str, slot_ids: list[str], name: str) -> LoadSpec:
+        """The generator's instructions for a phase against `url`."""
+        path = self.directory / f"{name}-slots.json"
+        path.write_text(json.dumps(slot_ids))
+        return LoadSpec(
+            url=url, token=token, slot_ids_path=path, connections=self.connections,
+            duration_s=self.duration_s, warmup_s=self.warmup_s, client=self.client,
+            core=self.load_core, log_path=self.directory / f"{name}-generator.log",
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SlotlockFigures:
+    """The slotlock phase: load figures, Redis calls per request, memory per slot."""
+
+    phase: PhaseResult
+    calls: dict[str, CallsPerRequest]
+    memory: SlotMemory
+
+
+def anchor_phase(stage: Stage, name: str, factory: str, slot_ids: list[str]) -> PhaseResult:
+    """Load one anchor app (service.bench.anchors) served by a pinned uvicorn."""
+    port = free_port()
+    env = clean_environment(REDIS_URL=stage.redis_url)
+    server = uvicorn_app(factory, port, stage.server_core, stage.directory / f"{name}.log", env)
+    try:
+        spec = stage.load(f"http://127.0.0.1:{port}", "pk_anchor", slot_ids, name)
+        watched = Watched(
+            server.pid, stage.server_core, stage.load_core, stage.redis_pid, stage.redis
+        )
+        return measure(name, spec, watched)
+    finally:
+        server.stop()
+
+
+def slotlock_phase(stage: Stage, slot_count: int) -> SlotlockFigures:
+    """Load `slotlock serve`, then count its Redis calls and measure a slot's memory."""
+    pair = run_async(create_pair(stage.redis_url))
+    port = free_port()
+    env = clean_environment(
+        REDIS_URL=stage.redis_url, SLOTLOCK_LOG_LEVEL=stage.log_level, **UNLIMITED
+    )
+    server = slotlock_serve(port, stage.server_core, stage.directory / "slotlock.log", env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        main, calibration = run_async(create_schedules(url, pair.secret_key, slot_count))
+        spec = stage.load(url, pair.public_key, main.slot_ids, "slotlock")
+        watched = Watched(
+            server.pid, stage.server_core, stage.load_core, stage.redis_pid, stage.redis
+        )
+        phase = measure("slotlock", spec, watched)
+        calls = calls_per_request(url, pair.public_key, calibration.slot_ids, stage.redis)
+        memory = memory_per_slot(url, pair.public_key, main, stage.redis)
+        return SlotlockFigures(phase, calls, memory)
+    finally:
+        server.stop()
+
+
+async def create_pair(redis_url: str) -> KeyPair:
+    """A key pair of environment `bench`, written straight into the bench's Redis."""
+    client = redis_from_settings(Settings(redis_url=redis_url))
+    try:
+        return await KeyStore(client, system_clock_ms).create_pair("bench")
+    finally:
+        await client.aclose()
+
+
+async def create_schedules(url: str, secret_key: str, slot_count: int) -> tuple[Schedule, Schedule]:
+    """The loaded resource's slots, and a small resource's for counting calls."""
+    transport = open_transport("raw", url, 1, SETUP_TIMEOUT_S)
+    api = ApiClient(transport, secret_key, recorder=None)
+    try:
+        now_s = time.time()
+        main = await create_schedule(api, "bench", slot_count, 1, now_s)
+        calibration = await create_schedule(api, "bench calls", CALIBRATION_SLOTS, 1, now_s)
+        return main, calibration
+    finally:
+        await transport.close()
+
+
+def memory_per_slot(url: str, token: str, schedule: Schedule, client: redis.Redis) -> SlotMemory:
+    """Lock one free slot of the loaded resource and add up what it owns in Redis."""
+    slot_id = next(
+        slot_id for slot_id in schedule.slot_ids if not client.exists(keyspace.lock(slot_id))
+    )
+    run_async(_lock(url, token, slot_id))
+    return slot_memory(client, slot_id, len(schedule.slot_ids), lock_holder(MEMORY_PROBE_KEY))
+
+
+async def _lock(url: str, token: str, slot_id: str) -> None:
+    transport = open_transport("raw", url, 1, SETUP_TIMEOUT_S)
+    try:
+        api = ApiClient(transport, token, recorder=None)
+        reply = await api.lock(slot_id, MEMORY_PROBE_KEY, iso(time.time() + 300))
+        if not reply.ok:
+            raise RuntimeError(f"could not lock a slot to measure it: {reply.status}")
+    finally:
+        await transport.close()
