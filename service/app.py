@@ -71,6 +71,7 @@ def create_app(
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await job
+        await found.scripts.aclose()
         if owns_redis:
             await redis.aclose()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 REQUESTS = Counter(
@@ -20,3 +22,13 @@ LOCK_OUTCOMES = Counter(
     "Lock and unlock results: `ok` or the error code.",
     ["operation", "result"],
 )
+
+_lock_outcomes: dict[tuple[str, str], Any] = {}
+
+
+def count_lock_outcome(operation: str, result: str) -> None:
+    """Count one lock or unlock result (labels() costs a lock per call; children are kept)."""
+    child = _lock_outcomes.get((operation, result))
+    if child is None:
+        child = _lock_outcomes[operation, result] = LOCK_OUTCOMES.labels(operation, result)
+    child.inc()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from service.store.batching import BatchedScript, ScriptBatcher
+from service.store.raw_redis import RawRedis
 
 _READ_ONLY = {"read_slot"}
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
@@ -60,9 +61,16 @@ class Scripts:
     abort_place: Any
 
     @classmethod
-    def register(cls, redis: Any, replica_acks: int = 0, ack_timeout_ms: int = 1000) -> Scripts:
+    def register(
+        cls,
+        redis: Any,
+        replica_acks: int = 0,
+        ack_timeout_ms: int = 1000,
+        timeout_s: float = 1.0,
+    ) -> Scripts:
         """Prepare every script for `redis`, sharing one batcher (no round trip yet)."""
-        batcher = ScriptBatcher(redis, replica_acks, ack_timeout_ms)
+        raw = RawRedis.for_client(redis, timeout_s)
+        batcher = ScriptBatcher(redis, replica_acks, ack_timeout_ms, raw)
         scripts = {}
         for name in cls.names():
             source = script_source(name)
@@ -88,6 +96,10 @@ class Scripts:
         """
         for script in self.all():
             await redis.script_load(script.script)
+
+    async def aclose(self) -> None:
+        """Close what the scripts opened of their own (the batcher's raw connection)."""
+        await self.read_slot.batcher.aclose()
 
     async def loaded(self, redis: Any) -> bool:
         """Whether Redis holds every script right now (on Cluster: every primary holds each)."""

@@ -47,7 +47,9 @@ class Services:
         """Wire every store to one Redis client and one clock."""
         # WAIT must answer before the socket times out, or a slow replica reads as an outage.
         ack_timeout_ms = int(settings.redis_timeout_s * 800)
-        scripts = Scripts.register(redis, settings.replica_acks, ack_timeout_ms)
+        scripts = Scripts.register(
+            redis, settings.replica_acks, ack_timeout_ms, timeout_s=settings.redis_timeout_s
+        )
         keys = KeyStore(redis, clock)
         bookings = BookingStore(redis, scripts, clock)
         return cls(

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from service import validation
 from service.errors import ApiError, BadRequest, ResourceNotFound, SlotNotFound, Unprocessable
 from service.ids import canonical_id
-from service.metrics import LOCK_OUTCOMES
+from service.metrics import count_lock_outcome
 from service.payloads import (
     LockMeta,
     LockRequest,
@@ -135,9 +135,9 @@ async def lock_slot(request: Request) -> Response:
         )
         view, token = await found.slots.lock(who.environment, slot_id, holder, until_ms)
     except ApiError as error:
-        LOCK_OUTCOMES.labels("lock", error.code).inc()
+        count_lock_outcome("lock", error.code)
         raise
-    LOCK_OUTCOMES.labels("lock", "ok").inc()
+    count_lock_outcome("lock", "ok")
     return ok(view.to_payload(now_ms), LockMeta(token))
 
 
@@ -149,9 +149,9 @@ async def unlock_slot(request: Request) -> Response:
         store = services(request).slots
         view = await store.unlock(who.environment, slot_id, lock_holder(payload.lock_key))
     except ApiError as error:
-        LOCK_OUTCOMES.labels("unlock", error.code).inc()
+        count_lock_outcome("unlock", error.code)
         raise
-    LOCK_OUTCOMES.labels("unlock", "ok").inc()
+    count_lock_outcome("unlock", "ok")
     return ok(view.to_payload(store.now_ms()))
 
 

@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from service.store.client import RedisClient
+from service.store.raw_redis import RawRedis
 
 MAX_BATCHES_IN_FLIGHT = 2
 MAX_BATCH = 256
@@ -51,9 +52,14 @@ class ScriptBatcher:
     """Queues EVALSHA calls and sends them in pipelines, at most two at a time."""
 
     def __init__(
-        self, redis: RedisClient, replica_acks: int = 0, ack_timeout_ms: int = 1000
+        self,
+        redis: RedisClient,
+        replica_acks: int = 0,
+        ack_timeout_ms: int = 1000,
+        raw: RawRedis | None = None,
     ) -> None:
         self._redis = redis
+        self._raw = raw  # a faster road to a plain single server, when there is one
         self._replica_acks = replica_acks
         self._ack_timeout_ms = ack_timeout_ms
         self._queue: list[_Call] = []
@@ -96,14 +102,22 @@ class ScriptBatcher:
             self._in_flight -= 1
             self._maybe_send()
 
+    async def aclose(self) -> None:
+        """Close the raw connection, if any (redis-py's pool belongs to its client)."""
+        if self._raw is not None:
+            await self._raw.aclose()
+
     async def _execute(self, batch: list[_Call]) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for call in batch:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
         wait = self._replica_acks > 0 and any(call.script.writes for call in batch)
-        if wait:
-            pipe.execute_command("WAIT", self._replica_acks, self._ack_timeout_ms)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        wait_command = ["WAIT", self._replica_acks, self._ack_timeout_ms] if wait else None
+        if self._raw is not None:
+            commands = [
+                ["EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args]
+                for call in batch
+            ]
+            replies = await self._raw.execute(commands + ([wait_command] if wait_command else []))
+        else:
+            replies = await self._through_redis_py(batch, wait_command)
         if wait:
             acks = replies.pop()
             if not isinstance(acks, int) or acks < self._replica_acks:
@@ -114,6 +128,17 @@ class ScriptBatcher:
                 ]
         return replies
 
+    async def _through_redis_py(
+        self, batch: list[_Call], wait_command: list[Any] | None
+    ) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for call in batch:
+            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        if wait_command is not None:
+            pipe.execute_command(*wait_command)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
 
 class BatchedScript:
     """A registered script whose calls go through a ScriptBatcher."""
@@ -122,11 +147,11 @@ class BatchedScript:
         self.script = source
         self.sha = sha
         self.writes = writes  # whether the script can change state (WAIT then applies)
-        self._batcher = batcher
+        self.batcher = batcher
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
         """EVALSHA with these KEYS and ARGV, in the next batch."""
-        return await self._batcher.call(self, keys, args)
+        return await self.batcher.call(self, keys, args)
 
 
 def _no_script(reply: Any) -> bool:
