@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -29,6 +30,7 @@ logger = logging.getLogger("slotlock")
 
 
 HEAL_INTERVAL_S = 5.0
+GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700 allocations
 
 
 async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
@@ -60,6 +62,11 @@ def create_app(
         except OUTAGE_ERRORS as error:
             # Start anyway: /readyz stays 503 and warms up once Redis answers.
             logger.error("redis unreachable at start-up: %s", type(error).__name__)
+        # Objects built at start-up live as long as the process: keep them out of every
+        # collection, and collect the young generation less often. Both cut the pauses
+        # that set the p99 under load (see the README's Performance section).
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         jobs = [
             # Settles half-done cross-resource reschedules, in every pod.
             asyncio.create_task(every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer")),
