@@ -3,42 +3,44 @@ create_slots: add one or many slots to a resource, all or nothing.
 
   KEYS[1] resource_key   sl:{T}:resource
   KEYS[2] starts_key     sl:{T}:slots        slot ids by start_ms
-  KEYS[3] ends_key       sl:{T}:slot-ends    slot ids by end_ms
-  KEYS[4..] slot keys    sl:{T}:slot:<slot id>, one per new slot, in ARGV order
+  KEYS[3..] per slot     its new hash sl:{T}:slot:<slot id>, then its neighbour's hash
+                         (the existing slot starting last before its end; its own key if none)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] field_count    how many field/value entries each slot carries
-  ARGV[3..] per slot     slot id, start_ms, end_ms, then field_count entries for HSET
+  ARGV[3..] per slot     slot id, start_ms, end_ms, neighbour id ("" for none), then
+                         field_count entries for HSET
                          (the new slots were checked against each other by the caller)
 
 Returns:
   {"OK", resource status, booking_disabled_before}
   {"RESOURCE_NOT_FOUND"}
   {"OVERLAP", slot id}   a new slot overlaps this existing one; nothing was written
+  {"STALE"}              a neighbour changed since the caller read it: read again
 ]]
 --!include overlap.lua
-local resource_key, starts_key, ends_key = KEYS[1], KEYS[2], KEYS[3]
+local resource_key, starts_key = KEYS[1], KEYS[2]
 local environment, field_count = ARGV[1], tonumber(ARGV[2])
 
 if redis.call('HGET', resource_key, 'environment') ~= environment then
   return {'RESOURCE_NOT_FOUND'}
 end
 
-local block = 3 + field_count
+local block = 4 + field_count
 local slot_count = (#ARGV - 2) / block
 for i = 0, slot_count - 1 do
   local at = 3 + i * block
-  local clash = overlapping_slot(starts_key, ends_key, ARGV[at + 1], ARGV[at + 2], '')
-  if clash then
+  local clash = neighbour_check(starts_key, ARGV[at + 1], ARGV[at + 2], '', ARGV[at + 3], KEYS[4 + 2 * i])
+  if clash == 'STALE' then
+    return {'STALE'}
+  elseif clash then
     return {'OVERLAP', clash}
   end
 end
 
 for i = 0, slot_count - 1 do
   local at = 3 + i * block
-  local slot_id, start_ms, end_ms = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-  redis.call('HSET', KEYS[4 + i], unpack(ARGV, at + 3, at + 2 + field_count))
-  redis.call('ZADD', starts_key, start_ms, slot_id)
-  redis.call('ZADD', ends_key, end_ms, slot_id)
+  redis.call('HSET', KEYS[3 + 2 * i], unpack(ARGV, at + 4, at + 3 + field_count))
+  redis.call('ZADD', starts_key, ARGV[at + 1], ARGV[at])
 end
 redis.call('HINCRBY', resource_key, 'num_slots', slot_count)
 local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before')

@@ -3,9 +3,8 @@ delete_resource: remove a resource with every slot, lock and booking it owns.
 
   KEYS[1] resource_key            sl:{T}:resource
   KEYS[2] starts_key              sl:{T}:slots           slot ids by start_ms
-  KEYS[3] ends_key                sl:{T}:slot-ends       slot ids by end_ms
-  KEYS[4] resource_bookings_key   sl:{T}:bookings
-  KEYS[5..] owned keys            per slot: its hash, lock and booking index; then each booking hash
+  KEYS[3] resource_bookings_key   sl:{T}:bookings
+  KEYS[4..] owned keys            per slot: its hash, lock and booking index; then each booking hash
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] resource_id             the id the caller asked for (a home tag holds one resource)
   ARGV[3] slot_count              how many slot ids follow
@@ -16,7 +15,7 @@ Returns:
   {"RESOURCE_NOT_FOUND"}
   {"STALE"}                       slots or bookings changed since the caller read them: read again
 ]]
-local resource_key, starts_key, ends_key, resource_bookings_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local resource_key, starts_key, resource_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local environment, resource_id, slot_count = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local booking_count = #ARGV - 3 - slot_count
 
@@ -41,8 +40,8 @@ if not same_members(starts_key, 4, slot_count)
   return {'STALE'}
 end
 
-for i = 5, #KEYS do
+for i = 4, #KEYS do
   redis.call('DEL', KEYS[i])
 end
-redis.call('DEL', resource_key, starts_key, ends_key, resource_bookings_key)
+redis.call('DEL', resource_key, starts_key, resource_bookings_key)
 return {'OK'}

@@ -5,7 +5,8 @@ update_slot: change a slot's dates, capacity, lockable flag or metadata.
   KEYS[2] lock_key       sl:{T}:lock:<slot id>
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] starts_key     sl:{T}:slots        slot ids by start_ms
-  KEYS[5] ends_key       sl:{T}:slot-ends    slot ids by end_ms
+  KEYS[5] neighbour_key  sl:{T}:slot:<id>    the slot starting last before the new end
+                                             (as the caller read it; the slot's own key if none)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] now_ms         becomes updated_ms
   ARGV[3] start_ms       new start, or "" to keep it
@@ -13,20 +14,22 @@ update_slot: change a slot's dates, capacity, lockable flag or metadata.
   ARGV[5] capacity       new capacity, or "" to keep it
   ARGV[6] lockable       "1" or "0", or "" to keep it
   ARGV[7] metadata       JSON text, or "" to keep it
+  ARGV[8] neighbour_id   the neighbour's id, or "" for none
 
 Returns:
   {"OK", view}           view as lib/slot_view.lua
   {"SLOT_NOT_FOUND"}
   {"BAD_RANGE"}          start not before end
   {"OVERLAP", slot id}   the new dates overlap this slot of the same resource
+  {"STALE"}              the slot's dates or its neighbour changed since the caller read them
   {"CAPACITY_TOO_LOW", num_active_bookings}
 ]]
 --!include slot_view.lua
 --!include overlap.lua
-local slot_key, lock_key, resource_key, starts_key, ends_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local slot_key, lock_key, resource_key, starts_key, neighbour_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local environment, now_ms = ARGV[1], ARGV[2]
 local new_start_ms, new_end_ms, new_capacity = ARGV[3], ARGV[4], ARGV[5]
-local new_lockable, new_metadata = ARGV[6], ARGV[7]
+local new_lockable, new_metadata, neighbour_id = ARGV[6], ARGV[7], ARGV[8]
 
 local slot = redis.call('HMGET', slot_key, 'environment', 'id', 'start_ms', 'end_ms', 'num_active_bookings')
 if slot[1] ~= environment then
@@ -39,8 +42,10 @@ local end_ms = new_end_ms ~= '' and new_end_ms or slot[4]
 if tonumber(start_ms) >= tonumber(end_ms) then
   return {'BAD_RANGE'}
 end
-local clash = overlapping_slot(starts_key, ends_key, start_ms, end_ms, slot_id)
-if clash then
+local clash = neighbour_check(starts_key, start_ms, end_ms, slot_id, neighbour_id, neighbour_key)
+if clash == 'STALE' then
+  return {'STALE'}
+elseif clash then
   return {'OVERLAP', clash}
 end
 if new_capacity ~= '' and tonumber(new_capacity) < tonumber(slot[5]) then
@@ -49,7 +54,6 @@ end
 
 redis.call('HSET', slot_key, 'start_ms', start_ms, 'end_ms', end_ms, 'updated_ms', now_ms)
 redis.call('ZADD', starts_key, start_ms, slot_id)
-redis.call('ZADD', ends_key, end_ms, slot_id)
 if new_capacity ~= '' then
   redis.call('HSET', slot_key, 'capacity', new_capacity)
 end

@@ -8,7 +8,6 @@ never written in the same script as a resource's keys.
 
     sl:{T}:resource              hash    the resource whose id starts with T
     sl:{T}:slots                 zset    its slot ids, scored by start (ms)
-    sl:{T}:slot-ends             zset    its slot ids, scored by end (ms), for overlap checks
     sl:{T}:bookings              zset    its booking ids, scored by creation (ms)
     sl:{T}:slot:<slot id>        hash    a slot
     sl:{T}:lock:<slot id>        string  "<lock key hash>:<token>", expires at lock_until (PXAT)
@@ -43,11 +42,6 @@ def resource(object_id: str) -> str:
 def resource_slots(object_id: str) -> str:
     """Slot ids of the resource that owns `object_id`, scored by start_ms."""
     return f"{_tagged(object_id)}:slots"
-
-
-def resource_slot_ends(object_id: str) -> str:
-    """Slot ids of the resource that owns `object_id`, scored by end_ms."""
-    return f"{_tagged(object_id)}:slot-ends"
 
 
 def resource_bookings(object_id: str) -> str:

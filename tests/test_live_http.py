@@ -112,3 +112,36 @@ def test_service_log_is_json_without_secrets(live: LiveApi, service: LiveService
         assert secret not in log
     for line in log.splitlines():
         assert line.startswith("{"), line
+
+
+async def create_all(live: LiveApi, bodies: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """POST /slots with every body at once; (status, error code or "") each."""
+    url = f"{live.service.url}/slots"
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, headers=live.headers()) as http:
+
+        async def attempt(body: dict[str, Any]) -> tuple[int, str]:
+            async with http.post(url, json=body) as response:
+                answer = await response.json()
+                return response.status, "" if answer["success"] else answer["error"]["code"]
+
+        return await asyncio.gather(*(attempt(body) for body in bodies))
+
+
+def test_overlapping_creates_that_race_make_one_slot(live: LiveApi) -> None:
+    """30 overlapping slots created at once: exactly one is made, the rest are 422 E024."""
+    resource = live.ok("POST", "/resources", {"name": "Race room"})
+    base_s = int(time.time()) + 86_400
+    bodies = [
+        {
+            "resource_id": resource["id"],
+            "start_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base_s + 60 * n)),
+            "end_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base_s + 60 * n + 3600)),
+            "capacity": 1,
+        }
+        for n in range(30)
+    ]
+    results = asyncio.run(create_all(live, bodies))
+    assert sorted(results) == [(201, "")] + [(422, "E024")] * 29
+    listed = live.ok("GET", f"/slots?resource_id={resource['id']}&limit=50")
+    assert len(listed) == 1

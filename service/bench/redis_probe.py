@@ -104,7 +104,7 @@ class SlotMemory(msgspec.Struct, kw_only=True):
     """Bytes one slot owns in Redis (MEMORY USAGE ... SAMPLES 0, shares rounded up)."""
 
     slot_hash: int  # sl:{T}:slot:<id>
-    index_entries: int  # its share of sl:{T}:slots and sl:{T}:slot-ends
+    index_entries: int  # its share of sl:{T}:slots
     resource_share: int  # its share of sl:{T}:resource
     idle: int  # the three above
     lock_string: int  # sl:{T}:lock:<id>, while locked
@@ -119,9 +119,7 @@ def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str)
         return math.ceil(int(client.memory_usage(key, samples=0) or 0) / share)
 
     slot_hash = usage(keyspace.slot(slot_id))
-    index_entries = usage(keyspace.resource_slots(slot_id), slot_count) + usage(
-        keyspace.resource_slot_ends(slot_id), slot_count
-    )
+    index_entries = usage(keyspace.resource_slots(slot_id), slot_count)
     resource_share = usage(keyspace.resource(slot_id), slot_count)
     idle = slot_hash + index_entries + resource_share
     lock_string = usage(keyspace.lock(slot_id))

@@ -104,7 +104,6 @@ class ResourceStore:
         keys = [
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),
-            keyspace.resource_slot_ends(resource_id),
             keyspace.resource_bookings(resource_id),
             *owned,
         ]

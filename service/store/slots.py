@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from service import keyspace
 from service.clock import Clock
-from service.errors import ResourceNotFound, SlotNotFound
+from service.errors import ResourceNotFound, SlotNotFound, StoreUnavailable
 from service.ids import canonical_id, new_child_id
 from service.records import SlotRecord, to_flat
 from service.scripts import Scripts
@@ -88,37 +88,61 @@ class SlotStore:
         now_ms = self._clock()
         records = [_new_record(environment, resource_id, draft, now_ms) for draft in drafts]
         field_count = len(to_flat(records[0]))
-        keys = [
-            keyspace.resource(resource_id),
-            keyspace.resource_slots(resource_id),
-            keyspace.resource_slot_ends(resource_id),
-        ] + [keyspace.slot(record.id) for record in records]
-        args: list[str | int] = [environment, field_count]
-        for record in records:
-            args += [record.id, record.start_ms, record.end_ms, *to_flat(record)]
-        reply = check(await self._scripts.create_slots(keys, args), now_ms)
-        published, disabled_before_s = reply[1] == "published", int(reply[2])
-        return [SlotView(record, 0, published, disabled_before_s) for record in records]
+        for _ in range(_STALE_RETRIES):
+            neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
+            keys = [keyspace.resource(resource_id), keyspace.resource_slots(resource_id)]
+            args: list[str | int] = [environment, field_count]
+            for record, neighbour in zip(records, neighbours, strict=True):
+                keys += [keyspace.slot(record.id), keyspace.slot(neighbour or record.id)]
+                args += [record.id, record.start_ms, record.end_ms, neighbour, *to_flat(record)]
+            reply = await self._scripts.create_slots(keys, args)
+            if reply[0] != "STALE":
+                check(reply, now_ms)
+                published, disabled_before_s = reply[1] == "published", int(reply[2])
+                return [SlotView(record, 0, published, disabled_before_s) for record in records]
+        raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
+
+    async def _neighbours(self, resource_id: str, ends: list[tuple[int, str]]) -> list[str]:
+        """For each (end_ms, id to skip): the slot starting last before end_ms, or ""."""
+        pipe = self._redis.pipeline(transaction=False)
+        for end_ms, _ in ends:
+            pipe.zrevrangebyscore(
+                keyspace.resource_slots(resource_id), f"({end_ms}", "-inf", start=0, num=2
+            )
+        found: list[list[str]] = await pipe.execute()
+        return [
+            next((slot_id for slot_id in before if slot_id != skip), "")
+            for before, (_, skip) in zip(found, ends, strict=True)
+        ]
 
     async def update(self, environment: str, slot_id: str, changes: SlotChanges) -> SlotView:
         """Apply a PATCH in one script: range, overlap and capacity checked there."""
-        keys = [
-            *_view_keys(slot_id),
-            keyspace.resource_slots(slot_id),
-            keyspace.resource_slot_ends(slot_id),
-        ]
-        now_ms = self._clock()
-        args = [
-            environment,
-            now_ms,
-            _or_keep(changes.start_ms),
-            _or_keep(changes.end_ms),
-            _or_keep(changes.capacity),
-            _or_keep(None if changes.lockable is None else int(changes.lockable)),
-            _or_keep(changes.metadata_json),
-        ]
-        reply = await self._scripts.update_slot(keys, args)
-        return SlotView.from_script(check(reply, now_ms)[1])
+        view_keys = _view_keys(slot_id)
+        for _ in range(_STALE_RETRIES):
+            end_ms = changes.end_ms
+            if end_ms is None:
+                end_ms = int(await self._redis.hget(keyspace.slot(slot_id), "end_ms") or 0)
+            (neighbour,) = await self._neighbours(slot_id, [(end_ms, slot_id)])
+            keys = [
+                *view_keys,
+                keyspace.resource_slots(slot_id),
+                keyspace.slot(neighbour or slot_id),
+            ]
+            now_ms = self._clock()
+            args = [
+                environment,
+                now_ms,
+                _or_keep(changes.start_ms),
+                _or_keep(changes.end_ms),
+                _or_keep(changes.capacity),
+                _or_keep(None if changes.lockable is None else int(changes.lockable)),
+                _or_keep(changes.metadata_json),
+                neighbour,
+            ]
+            reply = await self._scripts.update_slot(keys, args)
+            if reply[0] != "STALE":
+                return SlotView.from_script(check(reply, now_ms)[1])
+        raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
 
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
@@ -135,7 +159,6 @@ class SlotStore:
             keys = [
                 *_view_keys(slot_id),
                 keyspace.resource_slots(slot_id),
-                keyspace.resource_slot_ends(slot_id),
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
