@@ -17,6 +17,7 @@ from starlette.responses import Response
 from service.clock import Clock, system_clock_ms
 from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
 from service.idempotency import Idempotency
+from service.logs import AccessLog
 from service.middleware import RequestContext
 from service.outage import OUTAGE_ERRORS
 from service.ratelimit import FLUSH_INTERVAL_S
@@ -104,7 +105,11 @@ def create_app(
         # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
         routes=[*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES],
         middleware=[
-            Middleware(RequestContext, on_answer=found.outage.success),
+            Middleware(
+                RequestContext,
+                access_log=AccessLog.for_this_process(),
+                on_answer=found.outage.success,
+            ),
             Middleware(Idempotency, services=found),
         ],
         exception_handlers=handlers,

@@ -16,10 +16,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import InternalError
+from service.logs import AccessLine, AccessLog, utc_now_text
 from service.metrics import LATENCY, REQUESTS
 from service.responses import HARDENING_HEADERS, failure
 
-access_log = logging.getLogger("slotlock.access")
 error_log = logging.getLogger("slotlock.error")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -29,8 +29,14 @@ _EXTRA_HEADERS = [(name.encode(), value.encode()) for name, value in HARDENING_H
 class RequestContext:
     """Request id, access log line, metrics by route template, hardening headers, E001."""
 
-    def __init__(self, app: ASGIApp, on_answer: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        access_log: AccessLog,
+        on_answer: Callable[[], None] = lambda: None,
+    ) -> None:
         self.app = app
+        self.access_log = access_log
         self.on_answer = on_answer  # told of every request that was not a 5xx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,9 +69,25 @@ class RequestContext:
                 scope, receive, send_with_headers
             )
         finally:
-            _record(scope, request_id, status, time.perf_counter() - started)
+            self._record(scope, request_id, status, time.perf_counter() - started)
             if status < 500:
                 self.on_answer()
+
+    def _record(self, scope: Scope, request_id: str, status: int, duration_s: float) -> None:
+        template = getattr(scope.get("route"), "path", "unmatched")
+        method = str(scope["method"])
+        _count(template, method, status, duration_s)
+        self.access_log.write(
+            AccessLine(
+                time=utc_now_text(),
+                request_id=request_id,
+                method=method,
+                path=scope["path"],
+                route=template,
+                status=status,
+                duration_ms=round(duration_s * 1000, 3),
+            )
+        )
 
 
 def _request_id(scope: Scope) -> str:
@@ -81,10 +103,7 @@ _counters: dict[tuple[str, str, int], Any] = {}
 _histograms: dict[tuple[str, str], Any] = {}
 
 
-def _record(scope: Scope, request_id: str, status: int, duration_s: float) -> None:
-    route = scope.get("route")
-    template = getattr(route, "path", "unmatched")
-    method = str(scope["method"])
+def _count(template: str, method: str, status: int, duration_s: float) -> None:
     # labels() costs a lock and a tuple hash per call; the children never change.
     counter = _counters.get((template, method, status))
     if counter is None:
@@ -96,14 +115,3 @@ def _record(scope: Scope, request_id: str, status: int, duration_s: float) -> No
         histogram = _histograms[template, method] = LATENCY.labels(template, method)
     counter.inc()
     histogram.observe(duration_s)
-    access_log.info(
-        "request",
-        extra={
-            "request_id": request_id,
-            "method": method,
-            "path": scope["path"],
-            "route": template,
-            "status": status,
-            "duration_ms": round(duration_s * 1000, 3),
-        },
-    )
