@@ -37,8 +37,9 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServ
 def acked_api(primary_and_replica: tuple[RedisServer, RedisServer]) -> Iterator[Api]:
     """The app on the primary, asking one replica to confirm every write."""
     primary, _ = primary_and_replica
-    settings = Settings(key_cache_s=0.0, replica_acks=1, redis_timeout_s=0.5)
-    redis = Redis(port=primary.port, decode_responses=True, socket_timeout=0.5)
+    # Generous: on a busy machine a replica can take a few hundred ms to confirm.
+    settings = Settings(key_cache_s=0.0, replica_acks=1, redis_timeout_s=2.0)
+    redis = Redis(port=primary.port, decode_responses=True, socket_timeout=2.0)
     app = create_app(settings, redis)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None

@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from service.store.client import RedisClient
-from service.store.raw_redis import RawRedis
+from service.store.raw_redis import RawRedis, pack, pack_evalsha, pack_items
 
 MAX_BATCHES_IN_FLIGHT = 2
 MAX_BATCH = 256
@@ -112,10 +112,11 @@ class ScriptBatcher:
         wait_command = ["WAIT", self._replica_acks, self._ack_timeout_ms] if wait else None
         if self._raw is not None:
             commands = [
-                ["EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args]
-                for call in batch
+                pack_evalsha(call.script.evalsha_head, call.keys, call.args) for call in batch
             ]
-            replies = await self._raw.execute(commands + ([wait_command] if wait_command else []))
+            if wait_command is not None:
+                commands.append(pack(wait_command))
+            replies = await self._raw.execute(commands)
         else:
             replies = await self._through_redis_py(batch, wait_command)
         if wait:
@@ -147,6 +148,7 @@ class BatchedScript:
         self.script = source
         self.sha = sha
         self.writes = writes  # whether the script can change state (WAIT then applies)
+        self.evalsha_head = pack_items(["EVALSHA", sha])  # the RESP every call starts with
         self.batcher = batcher
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:

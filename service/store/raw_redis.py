@@ -104,10 +104,10 @@ class RawRedis:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock = asyncio.Lock()
 
-    async def execute(self, commands: list[list[Any]]) -> list[Any]:
-        """Replies to `commands`, in order; an error reply is returned, not raised."""
+    async def execute(self, commands: list[bytes]) -> list[Any]:
+        """Replies to `commands` (each packed RESP), in order; error replies are returned."""
         protocol = await self._connected()
-        done = protocol.send(b"".join(map(pack, commands)), len(commands))
+        done = protocol.send(b"".join(commands), len(commands))
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await done
@@ -191,11 +191,24 @@ class RawRedis:
 
 def pack(command: list[Any]) -> bytes:
     """One command in RESP: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(command)]
-    for item in command:
+    return b"*%d\r\n" % len(command) + pack_items(command)
+
+
+def pack_items(items: list[Any]) -> bytes:
+    """Bulk strings of `items` (str, int or bytes), back to back."""
+    out = bytearray()
+    for item in items:
         data = item if isinstance(item, bytes) else str(item).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+        out += b"$%d\r\n" % len(data)
+        out += data
+        out += b"\r\n"
+    return bytes(out)
+
+
+def pack_evalsha(head: bytes, keys: list[Any], args: list[Any]) -> bytes:
+    """EVALSHA with `head` = pack_items(["EVALSHA", sha]) made once per script."""
+    size = len(keys) + len(args) + 3
+    return b"*%d\r\n" % size + head + pack_items([len(keys), *keys, *args])
 
 
 def _no_script(reply: Any) -> Any:
