@@ -15,6 +15,7 @@ slot, in the same atomic step as the booking (see lua/create_booking.lua).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 
@@ -97,21 +98,32 @@ class Idempotency:
         scope.setdefault("state", {})["idempotency_hash"] = _sha256(
             (caller_hash + key_hash).encode()
         )
-        redis = self.services.redis
         try:
             status, headers, chunks = await self._run(scope, _replaying(body, receive), send)
         except BaseException:
             # An unexpected failure is answered 500 further out: let go of the key,
             # so that a retry runs again instead of waiting for a takeover.
-            await redis.delete(record_key)
+            with contextlib.suppress(*OUTAGE_ERRORS):
+                await self.services.redis.delete(record_key)
             raise
-        if status < 500:
-            answer = Kept(
-                fingerprint, self.services.clock(), status, headers, b"".join(chunks).decode()
+        try:
+            await self._keep(
+                record_key,
+                Kept(
+                    fingerprint, self.services.clock(), status, headers, b"".join(chunks).decode()
+                ),
             )
-            await redis.set(record_key, _encoder.encode(answer), px=KEEP_MS)
+        except OUTAGE_ERRORS as error:
+            # The answer is out already; only its copy is lost. The claim stays
+            # pending, and a retry takes it over after TAKEOVER_AFTER_MS.
+            self.services.outage.failure(error)
+
+    async def _keep(self, record_key: str, answer: Kept) -> None:
+        """Keep an answer below 500 for replays; let go of the key after a 5xx."""
+        if answer.status < 500:
+            await self.services.redis.set(record_key, _encoder.encode(answer), px=KEEP_MS)
         else:
-            await redis.delete(record_key)
+            await self.services.redis.delete(record_key)
 
     async def _claim(self, record_key: str, fingerprint: str) -> Kept | None:
         """Claim the key (None), or return the first request's kept answer."""

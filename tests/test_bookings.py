@@ -937,3 +937,14 @@ def test_reschedule_of_a_cancelled_booking_leaves_the_target_lock(
     response = reschedule(api, created["id"], target["id"], lock_key="holder-key")
     assert response.json()["data"]["slot_id"] == target["id"]
     assert api.ok("GET", f"/slots/{target['id']}")["locked_until"] is not None
+
+
+def test_a_retry_whose_answer_was_lost_finds_the_first_booking(api: Api) -> None:
+    """The receipt written with a booking answers a second run of the same key with it."""
+    slot = api.slot(api.resource()["id"], capacity=5)
+    bookings = api.app.state.services.bookings
+    assert api.client.portal is not None
+    first = api.client.portal.call(bookings.create, "test", slot["id"], "", "{}", "key-hash-1")
+    again = api.client.portal.call(bookings.create, "test", slot["id"], "", "{}", "key-hash-1")
+    assert again.id == first.id
+    assert api.ok("GET", f"/slots/{slot['id']}")["num_bookings"] == 1

@@ -70,9 +70,10 @@ class BookingStore:
         ]
         ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
         args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]
-        reply = check(await self._scripts.create_booking(keys, args), now_ms)
-        if reply[0] == "REPLAY":
+        reply = await self._scripts.create_booking(keys, args)
+        if reply[0] == "REPLAY":  # the first attempt with this Idempotency-Key booked
             return await self.get(environment, reply[1])
+        check(reply, now_ms)
         record.resource_id = reply[1]
         return record
 
