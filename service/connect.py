@@ -278,6 +278,13 @@ class ReroutingCluster(RedisCluster):
             # start-up it would stop the service instead of leaving /readyz at 503.
             raise redis_errors.ConnectionError(f"cluster discovery failed: {error}") from error
 
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one command; a connection closed under it by a cluster reset is an outage."""
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except (AttributeError, RuntimeError) as error:
+            raise _closed_under(error) from error
+
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
     ) -> ClusterPipeline:
@@ -308,6 +315,9 @@ class ReroutingPipeline(ClusterPipeline):
         except _UNREACHABLE:
             self._rediscover()
             raise
+        except (AttributeError, RuntimeError) as error:
+            self._rediscover()
+            raise _closed_under(error) from error
         if any(isinstance(reply, _UNREACHABLE) for reply in replies):
             self._rediscover()
         return replies
@@ -318,6 +328,24 @@ class ReroutingPipeline(ClusterPipeline):
 
 
 _UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+# How a command fails when its connection is closed under it: the stream is gone
+# (redis-py), or the transport is closed (uvloop).
+_VANISHED = ("'NoneType' object has no attribute", "the handler is closed")
+
+
+def _closed_under(error: Exception) -> redis_errors.ConnectionError:
+    """The outage behind an error on a vanished connection; any other error is re-raised.
+
+    On CLUSTERDOWN or an uncovered slot (a failover under way) redis-py resets the whole
+    client: RedisCluster.aclose disconnects every connection of every node, in use or not.
+    A command on another connection then fails with AttributeError or RuntimeError,
+    which would be a 500 instead of a 503.
+    """
+    if not any(sign in str(error) for sign in _VANISHED):
+        raise error
+    return redis_errors.ConnectionError(f"connection closed by a cluster reset: {error}")
 
 
 def _cluster(target: NodesUrl, settings: Settings, options: ConnectionOptions) -> RedisCluster:

@@ -5,8 +5,35 @@ from __future__ import annotations
 import logging
 
 from redis import exceptions as redis_errors
+from redis._parsers.base import BaseParser
 
 logger = logging.getLogger("slotlock.redis")
+
+
+class NoReplicasError(redis_errors.ResponseError):
+    """NOREPLICAS: the primary has fewer good replicas than its min-replicas-to-write.
+
+    Redis refuses a script at its first write, so nothing was written: the primary
+    lost its replicas (a partition, or a failover that left it behind).
+    """
+
+
+class PersistenceError(redis_errors.ResponseError):
+    """MISCONF: Redis cannot persist to disk and refuses writes until it can again."""
+
+
+# redis-py has no class for these replies and raises a bare ResponseError (a 500);
+# its parsers, and the raw connection's (service/store/raw_redis.py), look reply
+# codes up in this table.
+BaseParser.EXCEPTION_CLASSES.setdefault("NOREPLICAS", NoReplicasError)
+BaseParser.EXCEPTION_CLASSES.setdefault("MISCONF", PersistenceError)
+
+
+def classify_reply_error(error: redis_errors.ResponseError) -> redis_errors.ResponseError:
+    """The redis-py exception an error reply stands for (LOADING, READONLY, NOSCRIPT...)."""
+    classified: redis_errors.ResponseError = BaseParser.parse_error(str(error))  # type: ignore[no-untyped-call]
+    return classified
+
 
 # Everything a broken, restarting, failing-over or unreachable Redis can raise
 # through redis-py. None of them says the request was wrong: each is a 503 E103.
@@ -16,6 +43,9 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.ClusterError,  # ClusterDownError, MasterDownError
     redis_errors.TryAgainError,
     redis_errors.ReadOnlyError,  # a demoted master during failover
+    NoReplicasError,  # a master cut off from its replicas (min-replicas-to-write)
+    PersistenceError,  # a disk Redis cannot write to
+    redis_errors.OutOfMemoryError,  # a full Redis: nothing the client can fix, retry later
     redis_errors.MovedError,
     redis_errors.AskError,
     redis_errors.SlotNotCoveredError,

@@ -316,15 +316,18 @@ class ClusterTopology(Topology):
 class SentinelTopology(Topology):
     """A primary, its replica and three Sentinels (quorum 2) that watch them."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_args: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.sentinels: list[SentinelNode] = []
+        self.data_args = list(data_args)  # more redis-server arguments for primary and replica
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, directory: Path) -> Iterator[SentinelTopology]:
+    def started(
+        cls, directory: Path, data_args: tuple[str, ...] = ()
+    ) -> Iterator[SentinelTopology]:
         """A monitored primary and replica for the block; every process is stopped when it ends."""
-        topology = cls()
+        topology = cls(data_args)
         try:
             topology._start(directory)
             yield topology
@@ -338,10 +341,11 @@ class SentinelTopology(Topology):
         return f"redis+sentinel://{USERNAME}:{quote(PASSWORD, safe='')}@{hosts}/{MASTER_NAME}"
 
     def _start(self, directory: Path) -> None:
-        primary = Node(directory / "primary", free_port_pair(), Node.server_args())
+        args = [*Node.server_args(), *self.data_args]
+        primary = Node(directory / "primary", free_port_pair(), args)
         self.nodes.append(primary)
         primary.start()
-        replica_args = [*Node.server_args(), "--replicaof", "127.0.0.1", str(primary.port)]
+        replica_args = [*args, "--replicaof", "127.0.0.1", str(primary.port)]
         replica = Node(directory / "replica", free_port_pair(), replica_args)
         self.nodes.append(replica)
         replica.start()
@@ -372,9 +376,25 @@ class SentinelTopology(Topology):
         """
         old = self.current_primary()
         self.wait_replicated(old)
-        with self.sentinels[0].client() as client:
-            client.execute_command("SENTINEL FAILOVER", MASTER_NAME)
+        # Refused (INPROG, NOGOODSLAVE) while an earlier failover settles: ask again.
+        wait_for(self._ask_failover, "the Sentinels to accept SENTINEL FAILOVER")
         return self.wait_for_new_primary(old)
+
+    def _ask_failover(self) -> bool:
+        with self.sentinels[0].client() as client:
+            return bool(client.execute_command("SENTINEL FAILOVER", MASTER_NAME))
+
+    def rejoin(self, node: Node, primary: Node) -> None:
+        """Start `node` if it is down and make it `primary`'s replica, in sync.
+
+        Sentinel does this too, but only 8 to 10 s after it sees the node claim to be
+        a master (a restarted old master, or one left behind by a failover).
+        """
+        if not node.running:
+            node.start()
+        with node.client() as client:
+            client.replicaof("127.0.0.1", primary.port)
+        wait_for(lambda: _linked(node), f"node {node.port} to follow {primary.port}")
 
     def wait_for_new_primary(self, old: Node) -> Node:
         """Until every Sentinel names a primary other than `old` (killed, or failed over)."""

@@ -25,8 +25,10 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.outage import classify_reply_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,9 @@ class _Protocol(asyncio.Protocol):
             if reply is False:
                 return
             batch = pending[0]
-            batch.replies.append(_no_script(reply))
+            batch.replies.append(
+                classify_reply_error(reply) if isinstance(reply, ResponseError) else reply
+            )
             if len(batch.replies) == batch.expected:
                 pending.popleft()
                 if not batch.done.done():
@@ -209,9 +213,3 @@ def pack_evalsha(head: bytes, keys: list[Any], args: list[Any]) -> bytes:
     """EVALSHA with `head` = pack_items(["EVALSHA", sha]) made once per script."""
     size = len(keys) + len(args) + 3
     return b"*%d\r\n" % size + head + pack_items([len(keys), *keys, *args])
-
-
-def _no_script(reply: Any) -> Any:
-    if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
-        return NoScriptError(str(reply))
-    return reply
