@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,23 +117,23 @@ class BookingStore:
         self, environment: str, booking_id: str, metadata_json: str
     ) -> BookingRecord:
         """Replace the metadata."""
-        for _ in range(_STALE_RETRIES):
-            found = await self.get(environment, booking_id)
-            now_ms = self._clock()
-            reply = await self._scripts.update_booking(
-                [keyspace.booking(booking_id, found.slot_id)], [environment, now_ms, metadata_json]
+
+        async def attempt(found: BookingRecord) -> list[Any]:
+            keys = [keyspace.booking(booking_id, found.slot_id)]
+            reply: list[Any] = await self._scripts.update_booking(
+                keys, [environment, self._clock(), metadata_json]
             )
-            if reply[0] != "STALE":
-                return from_flat(check(reply, now_ms)[1], BookingRecord)
-            await asyncio.sleep(STALE_PAUSE_S)
-        raise StoreUnavailable("the booking is being moved; retry", retry_after_s=1)
+            return reply
+
+        _, reply = await self._where_it_is(environment, booking_id, attempt)
+        return from_flat(reply[1], BookingRecord)
 
     async def set_status(
         self, environment: str, booking_id: str, status: str, holder: str = ""
     ) -> BookingRecord:
         """Cancel ("cancelled") or enable ("active"); the same status again is a no-op."""
-        for _ in range(_STALE_RETRIES):
-            found = await self.get(environment, booking_id)
+
+        async def attempt(found: BookingRecord) -> list[Any]:
             slot_id = found.slot_id
             keys = [
                 keyspace.booking(booking_id, slot_id),
@@ -140,19 +141,18 @@ class BookingStore:
                 keyspace.lock(slot_id),
                 keyspace.resource(slot_id),
             ]
-            now_ms = self._clock()
-            reply = await self._scripts.set_booking_status(
-                keys, [environment, status, now_ms, holder, slot_id]
+            reply: list[Any] = await self._scripts.set_booking_status(
+                keys, [environment, status, self._clock(), holder, slot_id]
             )
-            if reply[0] != "STALE":
-                return from_flat(check(reply, now_ms)[1], BookingRecord)
-            await asyncio.sleep(STALE_PAUSE_S)
-        raise StoreUnavailable("the booking is being moved; retry", retry_after_s=1)
+            return reply
+
+        _, reply = await self._where_it_is(environment, booking_id, attempt)
+        return from_flat(reply[1], BookingRecord)
 
     async def delete(self, environment: str, booking_id: str) -> BookingRecord:
         """Delete for good; returns the booking as it was."""
-        for _ in range(_STALE_RETRIES):
-            found = await self.get(environment, booking_id)
+
+        async def attempt(found: BookingRecord) -> list[Any]:
             slot_id = found.slot_id
             keys = [
                 keyspace.booking(booking_id, slot_id),
@@ -161,10 +161,30 @@ class BookingStore:
                 keyspace.resource_bookings(slot_id),
                 keyspace.slot_bookings(slot_id),
             ]
-            reply = await self._scripts.delete_booking(keys, [environment, slot_id, booking_id])
+            reply: list[Any] = await self._scripts.delete_booking(
+                keys, [environment, slot_id, booking_id]
+            )
+            return reply
+
+        found, _ = await self._where_it_is(environment, booking_id, attempt)
+        return found
+
+    async def _where_it_is(
+        self,
+        environment: str,
+        booking_id: str,
+        attempt: Callable[[BookingRecord], Awaitable[list[Any]]],
+    ) -> tuple[BookingRecord, list[Any]]:
+        """Run a script on the booking where it lives; again if it moved meanwhile (STALE).
+
+        A booking is addressed through the slot it was found on, and a reschedule may
+        move it between the look-up and the script; the script then answers STALE.
+        """
+        for _ in range(_STALE_RETRIES):
+            found = await self.get(environment, booking_id)
+            reply = await attempt(found)
             if reply[0] != "STALE":
-                check(reply, self._clock())
-                return found
+                return found, check(reply, self._clock())
             await asyncio.sleep(STALE_PAUSE_S)
         raise StoreUnavailable("the booking is being moved; retry", retry_after_s=1)
 
