@@ -19,15 +19,8 @@ from redis.asyncio.connection import SSLConnection
 from starlette.testclient import TestClient
 
 from service.app import create_app
-from service.connect import (
-    ConnectionOptions,
-    FollowingSentinelPool,
-    NodesUrl,
-    ReroutingCluster,
-    SentinelMaster,
-    redacted_url,
-    redis_from_settings,
-)
+from service.connect import ConnectionOptions, NodesUrl, redacted_url, redis_from_settings
+from service.redis_clients import FollowingSentinelPool, ReroutingCluster, SentinelMaster
 from service.settings import Settings, SettingsError
 from tests.api import error_of
 from tests.redis_servers import free_port

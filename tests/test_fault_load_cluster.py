@@ -31,7 +31,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
 from service import keyspace
-from service.connect import ReroutingCluster
+from service.redis_clients import ReroutingCluster
 from service.store.api_keys import KeyPair
 from tests.fault_checks import FaultUnderLoadContract, figures
 from tests.fault_load import Load, Plan

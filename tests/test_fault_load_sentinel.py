@@ -42,12 +42,8 @@ import redis
 
 from service import keyspace
 from service.app import create_app
-from service.connect import (
-    ConnectionOptions,
-    FollowingSentinelPool,
-    SentinelMaster,
-    redis_from_settings,
-)
+from service.connect import ConnectionOptions, redis_from_settings
+from service.redis_clients import FollowingSentinelPool, SentinelMaster
 from service.settings import Settings
 from service.store.api_keys import KeyPair
 from tests.fault_checks import RECOVERY_LIMIT_S, FaultUnderLoadContract, figures

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from service import keyspace
-from service.connect import ConnectionOptions, FollowingSentinelPool
+from service.connect import ConnectionOptions
+from service.redis_clients import FollowingSentinelPool
 from tests.flows import Outages, api_on, check_flow, check_lock_cycle, listed
 from tests.topologies import SENTINEL_PASSWORD, Node, SentinelTopology
 
