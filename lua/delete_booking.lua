@@ -20,17 +20,13 @@ local booking_key, slot_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
 local resource_bookings_key, slot_bookings_key = KEYS[4], KEYS[5]
 local environment, slot_id, booking_id = ARGV[1], ARGV[2], ARGV[3]
 
-local booking = redis.call('HMGET', booking_key,
-  'environment', 'status', 'slot_id', 'moved_to_slot', 'pending_intent')
-if booking[1] ~= environment then
-  return {'BOOKING_NOT_FOUND'}
-end
-if booking[3] ~= slot_id or (booking[4] or '') ~= '' or (booking[5] or '') ~= '' then
-  return {'STALE'}
+local current, refusal = settled_status(booking_key, environment, slot_id)
+if not current then
+  return {refusal}
 end
 
 move_counters(slot_key, resource_key, 'num_bookings', -1)
-if booking[2] == 'active' then
+if current == 'active' then
   move_counters(slot_key, resource_key, 'num_active_bookings', -1)
 else
   move_counters(slot_key, resource_key, 'num_cancelled_bookings', -1)

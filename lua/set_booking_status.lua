@@ -23,16 +23,12 @@ Returns:
 local booking_key, slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local environment, status, now_ms, holder, slot_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-local booking = redis.call('HMGET', booking_key,
-  'environment', 'status', 'slot_id', 'moved_to_slot', 'pending_intent')
-if booking[1] ~= environment then
-  return {'BOOKING_NOT_FOUND'}
-end
-if booking[3] ~= slot_id or (booking[4] or '') ~= '' or (booking[5] or '') ~= '' then
-  return {'STALE'}
+local current, refusal = settled_status(booking_key, environment, slot_id)
+if not current then
+  return {refusal}
 end
 
-if booking[2] ~= status then
+if current ~= status then
   if status == 'active' then
     local slot = redis.call('HMGET', slot_key, 'status', 'capacity', 'num_active_bookings')
     if slot[1] ~= 'active' then

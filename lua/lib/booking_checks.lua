@@ -32,3 +32,18 @@ local function move_counters(slot_key, resource_key, field, delta)
   redis.call('HINCRBY', slot_key, field, delta)
   redis.call('HINCRBY', resource_key, field, delta)
 end
+
+-- settled_status: the status of a booking that lives, settled, on slot_id in this
+-- environment; otherwise nil and what to answer: 'BOOKING_NOT_FOUND', or 'STALE' when
+-- it is no longer on that slot or is being moved (the caller looks it up again).
+local function settled_status(booking_key, environment, slot_id)
+  local booking = redis.call('HMGET', booking_key,
+    'environment', 'status', 'slot_id', 'moved_to_slot', 'pending_intent')
+  if booking[1] ~= environment then
+    return nil, 'BOOKING_NOT_FOUND'
+  end
+  if booking[3] ~= slot_id or (booking[4] or '') ~= '' or (booking[5] or '') ~= '' then
+    return nil, 'STALE'
+  end
+  return booking[2]
+end
