@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import keyspace
 from service.errors import ApiError, BadRequest, BodyTooLarge, StoreUnavailable, Unprocessable
+from service.middleware import scope_header
 from service.outage import OUTAGE_ERRORS
 from service.responses import failure
 from service.services import Services
@@ -62,7 +63,7 @@ class Idempotency:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        key = _header(scope, b"idempotency-key")
+        key = scope_header(scope, b"idempotency-key")
         if key is None:
             await self.app(scope, receive, send)
             return
@@ -87,7 +88,7 @@ class Idempotency:
     async def _handle(
         self, scope: Scope, key: str, body: bytes, receive: Receive, send: Send
     ) -> None:
-        caller_hash = _sha256((_header(scope, b"authorization") or "").encode())[:32]
+        caller_hash = _sha256((scope_header(scope, b"authorization") or "").encode())[:32]
         key_hash = _sha256(key.encode())
         record_key = keyspace.idempotency(caller_hash, key_hash)
         fingerprint = _sha256(f"{scope['method']} {scope['path']}\n".encode() + body)
@@ -212,14 +213,6 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for header, value in scope["headers"]:
-        if header == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
 
 
 def _sha256(data: bytes) -> str:

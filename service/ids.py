@@ -27,6 +27,11 @@ def home_tag(object_id: str) -> str:
     return object_id[:TAG_LENGTH]
 
 
+def same_shard(first_id: str, second_id: str) -> bool:
+    """Whether two objects share a home tag, so that one script can touch both."""
+    return home_tag(first_id) == home_tag(second_id)
+
+
 def new_resource_id() -> str:
     """A fresh random UUID v4; its first group becomes a new home tag."""
     return _uuid4_with_prefix(secrets.token_hex(4))

@@ -90,12 +90,19 @@ class RequestContext:
         )
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
+def scope_header(scope: Scope, name: bytes) -> str | None:
+    """One request header (`name` in lower case), read from the ASGI scope directly."""
+    for key, value in scope["headers"]:
+        if key == name:
             text: str = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
-                return text
+            return text
+    return None
+
+
+def _request_id(scope: Scope) -> str:
+    sent = scope_header(scope, b"x-request-id")
+    if sent is not None and _REQUEST_ID.match(sent):
+        return sent
     return os.urandom(16).hex()  # as unique as uuid4().hex, at a third of the cost
 
 

@@ -48,8 +48,3 @@ def failure(error: ApiError) -> EnvelopeResponse:
     if error.retry_after_s is not None:
         headers["retry-after"] = str(max(1, error.retry_after_s))
     return EnvelopeResponse(body, status_code=error.status, headers=headers)
-
-
-def encode(value: Any) -> bytes:
-    """Encode any Struct or builtin with the shared encoder."""
-    return _encoder.encode(value)

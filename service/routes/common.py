@@ -10,6 +10,7 @@ from starlette.requests import Request
 from service.auth import Caller
 from service.errors import ApiError, BadRequest, BodyTooLarge
 from service.ids import canonical_id
+from service.middleware import scope_header
 from service.payloads import ListMeta
 from service.services import Services
 from service.validation import RequestT, decode_body
@@ -78,12 +79,8 @@ async def read_body(request: Request) -> bytes:
 
 
 def header(request: Request, name: bytes) -> str | None:
-    """One request header (`name` in lower case), read from the ASGI scope directly."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
+    """One request header (`name` in lower case), without building starlette's Headers."""
+    return scope_header(request.scope, name)
 
 
 @dataclass(frozen=True, slots=True)

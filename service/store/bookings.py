@@ -10,7 +10,7 @@ from typing import Any
 from service import keyspace
 from service.clock import Clock
 from service.errors import BookingNotFound, SlotNotFound, StoreUnavailable
-from service.ids import canonical_id, home_tag, new_child_id
+from service.ids import canonical_id, new_child_id
 from service.records import BookingRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
 from service.store.client import RedisClient, members
@@ -254,8 +254,3 @@ def _checked_slot(slot_id: str) -> str:
     if canonical_id(slot_id) != slot_id:
         raise SlotNotFound("slot not found")
     return slot_id
-
-
-def same_shard(first_id: str, second_id: str) -> bool:
-    """Whether two objects share a home tag, so that one script can touch both."""
-    return home_tag(first_id) == home_tag(second_id)

@@ -30,7 +30,7 @@ import msgspec
 from service import keyspace
 from service.clock import Clock
 from service.errors import SlotNotFound, StoreUnavailable
-from service.ids import canonical_id, home_tag
+from service.ids import canonical_id, same_shard
 from service.records import BookingRecord, from_flat, to_flat
 from service.scripts import Scripts
 from service.store.bookings import STALE_PAUSE_S, BookingStore
@@ -84,7 +84,7 @@ class Rescheduler:
             found = await self._bookings.get(environment, booking_id)
             if found.slot_id == target_slot_id:
                 return found
-            if home_tag(found.slot_id) == home_tag(target_slot_id):
+            if same_shard(found.slot_id, target_slot_id):
                 reply = await self._bookings.move_within_resource(
                     environment, found, target_slot_id, holder
                 )
