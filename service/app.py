@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from service.clock import Clock, system_clock_ms
 from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
+from service.hot_routes import HotRoutes
 from service.idempotency import Idempotency
 from service.logs import AccessLog
 from service.middleware import RequestContext
@@ -46,13 +49,27 @@ async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: s
             logger.exception("%s failed; trying again next round", name)
 
 
+class SlotlockApp(Starlette):
+    """Starlette without its outermost ServerErrorMiddleware.
+
+    RequestContext, the first middleware inside it, answers every unexpected
+    exception itself (E001, logged under the request id), so ServerErrorMiddleware
+    could never see one; it only cost every request a layer and a wrapped `send`.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        assert isinstance(stack, ServerErrorMiddleware)
+        return stack.app
+
+
 def create_app(
     settings: Settings,
     redis: RedisClient,
     clock: Clock = system_clock_ms,
     *,
     owns_redis: bool = False,
-) -> Starlette:
+) -> SlotlockApp:
     """The service on `redis`; with `owns_redis` it closes the client when it stops."""
     found = Services.build(settings, redis, clock)
 
@@ -101,7 +118,7 @@ def create_app(
     handlers = {ApiError: api_error, HTTPException: http_error} | dict.fromkeys(
         OUTAGE_ERRORS, redis_down
     )
-    app = Starlette(
+    app = SlotlockApp(
         # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
         routes=[*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES],
         middleware=[
@@ -110,6 +127,7 @@ def create_app(
                 access_log=AccessLog.for_this_process(),
                 on_answer=found.outage.success,
             ),
+            Middleware(HotRoutes, routes=slots.HOT_ROUTES, exception_handlers=handlers),
             Middleware(Idempotency, services=found),
         ],
         exception_handlers=handlers,

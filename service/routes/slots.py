@@ -219,9 +219,15 @@ def _query_instant(request: Request, name: str) -> int | None:
         raise BadRequest(f"`{name}` must be an ISO 8601 timestamp") from None
 
 
-ROUTES = [
+# Served by service.hot_routes ahead of the router, and by the router too (for requests
+# with an Idempotency-Key).
+HOT_ROUTES = [
     Route("/slots/{slot_id}/lock", lock_slot, methods=["POST"]),
     Route("/slots/{slot_id}/unlock", unlock_slot, methods=["POST"]),
+]
+
+ROUTES = [
+    *HOT_ROUTES,
     Route("/slots", create_slots, methods=["POST"]),
     Route("/slots", list_slots, methods=["GET"]),
     Route("/slots/{slot_id}", get_slot, methods=["GET"]),
