@@ -25,15 +25,15 @@ local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], K
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
 local now_ms, max_holds = ARGV[4], tonumber(ARGV[5])
 
-local slot = redis.call('HMGET', slot_key,
-  'environment', 'lockable', 'status', 'capacity', 'num_active_bookings', 'id')
-if slot[1] ~= environment then
+-- One read of the slot serves the checks and the answer (only lock_seq changes here).
+local slot = slot_fields(slot_key)
+if slot.environment ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
-if slot[2] ~= '1' then
+if slot.lockable ~= '1' then
   return {'NOT_LOCKABLE'}
 end
-if slot[3] ~= 'active' then
+if slot.status ~= 'active' then
   return {'SLOT_DISABLED'}
 end
 
@@ -46,7 +46,7 @@ if current then
   end
   token = tonumber(current_token)
 else
-  if tonumber(slot[5]) >= tonumber(slot[4]) then
+  if tonumber(slot.num_active_bookings) >= tonumber(slot.capacity) then
     return {'SLOT_FULL'}
   end
   -- One lock_key may not sweep a resource: count what it holds here right now.
@@ -55,10 +55,14 @@ else
     return {'HOLD_CAP', max_holds}
   end
   token = redis.call('HINCRBY', slot_key, 'lock_seq', 1)
+  slot.lock_seq = tostring(token)
 end
 
 redis.call('SET', lock_key, holder .. ':' .. token, 'PXAT', until_ms)
-redis.call('ZADD', holds_key, until_ms, slot[6])
-local last_until = redis.call('ZRANGE', holds_key, -1, -1, 'WITHSCORES')[2]
-redis.call('PEXPIREAT', holds_key, last_until)
-return {'OK', token, slot_view(slot_key, lock_key, resource_key)}
+redis.call('ZADD', holds_key, until_ms, slot.id)
+-- The set lives as long as its longest hold; a shortened hold leaves it longer, which
+-- costs a little memory and no correctness (counting drops ended holds first).
+if redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then
+  redis.call('PEXPIREAT', holds_key, until_ms)
+end
+return {'OK', token, slot_view_of(slot, tonumber(until_ms), resource_key)}

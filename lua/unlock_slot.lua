@@ -17,8 +17,8 @@ Returns:
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local environment, holder = ARGV[1], ARGV[2]
 
-local slot = redis.call('HMGET', slot_key, 'environment', 'id')
-if slot[1] ~= environment then
+local slot = slot_fields(slot_key)
+if slot.environment ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
 
@@ -28,6 +28,6 @@ if current then
     return {'NOT_OWNER'}
   end
   redis.call('DEL', lock_key)
-  redis.call('ZREM', holds_key, slot[2])
+  redis.call('ZREM', holds_key, slot.id)
 end
-return {'OK', slot_view(slot_key, lock_key, resource_key)}
+return {'OK', slot_view_of(slot, 0, resource_key)}

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from service.clock import format_instant
 from service.payloads import BookingOut, ResourceOut, SlotOut
-from service.records import BookingRecord, ResourceRecord, SlotRecord, from_flat
+from service.records import BookingRecord, ResourceRecord, SlotRecord
 
 _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
+# The hash's values are all strings: strict=False reads "1764..." as an int, "1" as True.
+_slot_json_decoder = msgspec.json.Decoder(SlotRecord, strict=False)
 
 
-@dataclass(frozen=True, slots=True)
-class SlotView:
-    """A slot with what its availability depends on: its lock and its resource."""
+class SlotView(msgspec.Struct, frozen=True):
+    """A slot with what its availability depends on: its lock and its resource.
+
+    (A Struct, not a frozen dataclass: one is built per lock and unlock, and a frozen
+    dataclass sets each field through object.__setattr__.)
+    """
 
     record: SlotRecord
     locked_until_ms: int
@@ -26,9 +30,9 @@ class SlotView:
     @classmethod
     def from_script(cls, view: list[Any]) -> SlotView:
         """Read the reply of lua/lib/slot_view.lua."""
-        slot_flat, locked_until_ms, resource_status, disabled_before_s = view
+        slot_json, locked_until_ms, resource_status, disabled_before_s = view
         return cls(
-            from_flat(slot_flat, SlotRecord),
+            _slot_json_decoder.decode(slot_json),
             int(locked_until_ms),
             resource_status == "published",
             int(disabled_before_s),

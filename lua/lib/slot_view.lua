@@ -1,11 +1,31 @@
 -- slot_view: what a response needs to show one slot, read inside the script
 -- that changed it so the answer costs no second round trip.
--- Returns {slot fields (HGETALL), locked_until_ms (0 if unlocked), resource status, booking_disabled_before}.
+-- Returns {slot fields as one JSON object, locked_until_ms (0 if unlocked), resource status,
+-- booking_disabled_before}. One JSON string instead of HGETALL's field/value array:
+-- the service decodes it in one msgspec call, where the array cost a Python object per
+-- field and a dict to read them (the largest part of rendering a lock's answer).
+
+-- The slot hash as a table of its fields (all strings, as Redis keeps them).
+local function slot_fields(slot_key)
+  local flat = redis.call('HGETALL', slot_key)
+  local fields = {}
+  for i = 1, #flat, 2 do
+    fields[flat[i]] = flat[i + 1]
+  end
+  return fields
+end
+
+-- The view from fields the script has already read (and kept current) and the lock's
+-- deadline it already knows: lock and unlock, the hot path, spare two reads this way.
+local function slot_view_of(fields, locked_until_ms, resource_key)
+  local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before')
+  return {cjson.encode(fields), locked_until_ms, resource[1] or '', resource[2] or '0'}
+end
+
 local function slot_view(slot_key, lock_key, resource_key)
   local locked_until_ms = redis.call('PEXPIRETIME', lock_key)
   if locked_until_ms < 0 then
     locked_until_ms = 0
   end
-  local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before')
-  return {redis.call('HGETALL', slot_key), locked_until_ms, resource[1] or '', resource[2] or '0'}
+  return slot_view_of(slot_fields(slot_key), locked_until_ms, resource_key)
 end
