@@ -9,7 +9,7 @@ nothing compares secret bytes, and the cache holds only hashes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from service.clock import Clock
 from service.errors import SecretKeyRequired, Unauthenticated, UnknownKey
@@ -18,8 +18,7 @@ from service.store.api_keys import KeyRecord, KeyStore, hash_key, scope_of
 _MAX_CACHED_KEYS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class Caller(msgspec.Struct, frozen=True):
     """The environment and scope of the key behind a request."""
 
     environment: str
@@ -44,7 +43,7 @@ class Authenticator:
         self._keys = keys
         self._clock = clock
         self._cache_ms = int(cache_s * 1000)
-        self._cache: dict[str, tuple[int, KeyRecord | None]] = {}
+        self._cache: dict[str, _Checked] = {}
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller, or 401 E056 / E055."""
@@ -55,19 +54,27 @@ class Authenticator:
         if scope_of(key) is None:
             raise UnknownKey("unknown or revoked API key")
         key_hash = hash_key(key)
-        record = await self._record(key_hash)
         now_ms = self._clock()
-        if record is None or record.revoked or (record.expires_ms and record.expires_ms <= now_ms):
+        checked = self._cache.get(key_hash)
+        if checked is None or now_ms - checked.at_ms >= self._cache_ms:
+            checked = _Checked.of(key_hash, await self._keys.lookup(key_hash), now_ms)
+            if len(self._cache) >= _MAX_CACHED_KEYS:
+                self._cache.clear()
+            self._cache[key_hash] = checked
+        if checked.caller is None or (checked.expires_ms and checked.expires_ms <= now_ms):
             raise UnknownKey("unknown or revoked API key")
-        return Caller(record.environment, record.scope, key_hash)
+        return checked.caller
 
-    async def _record(self, key_hash: str) -> KeyRecord | None:
-        now_ms = self._clock()
-        cached = self._cache.get(key_hash)
-        if cached is not None and now_ms - cached[0] < self._cache_ms:
-            return cached[1]
-        record = await self._keys.lookup(key_hash)
-        if len(self._cache) >= _MAX_CACHED_KEYS:
-            self._cache.clear()
-        self._cache[key_hash] = (now_ms, record)
-        return record
+
+class _Checked(msgspec.Struct, frozen=True):
+    """What one lookup of a key found, kept for `key_cache_s`: its Caller, None if unknown."""
+
+    at_ms: int
+    caller: Caller | None
+    expires_ms: int = 0  # 0: never
+
+    @classmethod
+    def of(cls, key_hash: str, record: KeyRecord | None, now_ms: int) -> _Checked:
+        if record is None or record.revoked:
+            return cls(now_ms, None)
+        return cls(now_ms, Caller(record.environment, record.scope, key_hash), record.expires_ms)

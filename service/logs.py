@@ -19,6 +19,8 @@ ACCESS_LOGGER = "slotlock.access"
 _sink: BufferedStderrHandler | None = None  # set by configure(): the process's own log sink
 _stamp_second = -1
 _stamp_prefix = ""
+_stamp_ms = -1
+_stamp_text = ""
 
 
 class JsonFormatter(logging.Formatter):
@@ -119,14 +121,20 @@ class AccessLog:
 
 
 def utc_now_text() -> str:
-    """Now, as the log's `time` field writes it (formatted once per second)."""
-    global _stamp_second, _stamp_prefix
-    now_s = time.time()
-    second = int(now_s)
-    if second != _stamp_second:
-        _stamp_second = second
-        _stamp_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_stamp_prefix}.{int((now_s - second) * 1000):03d}Z"
+    """Now, as the log's `time` field writes it.
+
+    Under load many lines share a millisecond, so the text is made once per millisecond
+    (and its date and time of day once per second).
+    """
+    global _stamp_second, _stamp_prefix, _stamp_ms, _stamp_text
+    now_ms = time.time_ns() // 1_000_000
+    if now_ms != _stamp_ms:
+        second, millisecond = divmod(now_ms, 1000)
+        if second != _stamp_second:
+            _stamp_second = second
+            _stamp_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _stamp_ms, _stamp_text = now_ms, f"{_stamp_prefix}.{millisecond:03d}Z"
+    return _stamp_text
 
 
 def configure(level: str) -> None:
