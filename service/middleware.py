@@ -11,13 +11,12 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import InternalError
 from service.logs import AccessLine, AccessLog, utc_now_text
-from service.metrics import LATENCY, REQUESTS
+from service.metrics import REQUEST_METRICS
 from service.responses import HARDENING_HEADERS, failure
 
 error_log = logging.getLogger("slotlock.error")
@@ -76,7 +75,7 @@ class RequestContext:
     def _record(self, scope: Scope, request_id: str, status: int, duration_s: float) -> None:
         template = getattr(scope.get("route"), "path", "unmatched")
         method = str(scope["method"])
-        _count(template, method, status, duration_s)
+        REQUEST_METRICS.record_request(template, method, status, duration_s)
         self.access_log.write(
             AccessLine(
                 time=utc_now_text(),
@@ -104,21 +103,3 @@ def _request_id(scope: Scope) -> str:
     if sent is not None and _REQUEST_ID.match(sent):
         return sent
     return os.urandom(16).hex()  # as unique as uuid4().hex, at a third of the cost
-
-
-_counters: dict[tuple[str, str, int], Any] = {}
-_histograms: dict[tuple[str, str], Any] = {}
-
-
-def _count(template: str, method: str, status: int, duration_s: float) -> None:
-    # labels() costs a lock and a tuple hash per call; the children never change.
-    counter = _counters.get((template, method, status))
-    if counter is None:
-        counter = _counters[template, method, status] = REQUESTS.labels(
-            template, method, str(status)
-        )
-    histogram = _histograms.get((template, method))
-    if histogram is None:
-        histogram = _histograms[template, method] = LATENCY.labels(template, method)
-    counter.inc()
-    histogram.observe(duration_s)

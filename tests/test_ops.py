@@ -8,11 +8,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
 
 from service import payloads
 from service.logs import JsonFormatter
+from service.metrics import RequestMetrics
 from service.services import Services
 from tests.api import Api, error_of
 
@@ -208,3 +210,25 @@ def test_log_lines_never_carry_keys(api: Api, caplog: pytest.LogCaptureFixture) 
     assert logged
     for secret in ("lock-key-0e7b", "other-key-91aa", api.pair.secret_key, api.pair.public_key):
         assert secret not in logged
+
+
+def test_latency_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    """An observation equal to a bound counts in that bucket and every larger one."""
+    request_metrics = RequestMetrics()
+    registry = CollectorRegistry()
+    registry.register(request_metrics)
+    for duration_s in (0.0025, 0.003, 7.0):
+        request_metrics.record_request("/r", "GET", 200, duration_s)
+    samples = {
+        (sample.name, sample.labels.get("le")): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+    assert samples["slotlock_request_duration_seconds_bucket", "0.001"] == 0
+    assert samples["slotlock_request_duration_seconds_bucket", "0.0025"] == 1
+    assert samples["slotlock_request_duration_seconds_bucket", "0.005"] == 2
+    assert samples["slotlock_request_duration_seconds_bucket", "2.5"] == 2
+    assert samples["slotlock_request_duration_seconds_bucket", "+Inf"] == 3
+    assert samples["slotlock_request_duration_seconds_count", None] == 3
+    assert samples["slotlock_request_duration_seconds_sum", None] == pytest.approx(7.0055)
+    assert samples["slotlock_requests_total", None] == 3
