@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,21 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep-files", action="store_true", help="keep the logs directory")
+    parser.add_argument(
+        "--instructions",
+        type=at_least(2, int),
+        default=None,
+        metavar="N",
+        help="instead: count each server's instructions per request over N lock/unlock "
+        "requests under valgrind's callgrind (steady where requests/s are noisy)",
+    )
     parser.set_defaults(command=run)
 
 
 def run(arguments: argparse.Namespace, settings: object) -> int:
-    """Run the bench."""
+    """Run the bench (or, with --instructions, the instruction count)."""
+    if arguments.instructions is not None:
+        return count_instructions(arguments)
     from service.bench.runner import BenchOptions, run_command
 
     return run_command(
@@ -60,3 +71,32 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
             keep_files=arguments.keep_files,
         )
     )
+
+
+def count_instructions(arguments: argparse.Namespace) -> int:
+    """`slotlock bench --instructions N`."""
+    from service.bench.instructions import (
+        InstructionOptions,
+        format_instructions,
+        run_instructions,
+        write_json,
+    )
+    from service.bench.processes import BenchError
+
+    options = InstructionOptions(
+        requests=arguments.instructions,
+        warmup_requests=max(2 * arguments.connections, arguments.instructions // 5),
+        connections=arguments.connections,
+        slots=arguments.slots,
+        server_core=arguments.server_core,
+        load_core=arguments.load_core,
+    )
+    try:
+        counts = run_instructions(options)
+    except BenchError as error:
+        print(f"slotlock bench: {error}", file=sys.stderr)
+        return 1
+    print(format_instructions(counts, options))
+    if arguments.json is not None:
+        write_json(counts, arguments.json)
+    return 0

@@ -73,9 +73,11 @@ class Child:
                 start_new_session=True,
             )  # fmt: skip
 
-    def wait_until(self, check: Callable[[], bool], what: str) -> None:
+    def wait_until(
+        self, check: Callable[[], bool], what: str, timeout_s: float = START_TIMEOUT_S
+    ) -> None:
         """Poll `check` until it holds; BenchError (with the log's tail) if the child dies."""
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while not check():
             if self.process is None or self.process.poll() is not None:
                 raise BenchError(f"{what} exited early:\n{self.log_tail()}")
@@ -130,14 +132,27 @@ def redis_server(directory: Path, port: int, core: int | None) -> Child:
     return child
 
 
-def uvicorn_app(factory: str, port: int, core: int | None, log: Path, env: dict[str, str]) -> Child:
-    """A started single-worker uvicorn (uvloop, httptools) serving an app factory."""
-    argv = [
+def uvicorn_argv(factory: str, port: int) -> list[str]:
+    """A single-worker uvicorn (uvloop, httptools) serving an app factory."""
+    return [
         sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    child = Child(pinned(argv, core), log, env)
+
+
+def slotlock_argv(port: int) -> list[str]:
+    """`slotlock serve --workers 1` on the loopback port."""
+    return [
+        sys.executable, "-c", "from service.cli import main; raise SystemExit(main())",
+        "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--graceful-timeout", "5",
+    ]  # fmt: skip
+
+
+def uvicorn_app(factory: str, port: int, core: int | None, log: Path, env: dict[str, str]) -> Child:
+    """A started single-worker uvicorn serving an app factory."""
+    child = Child(pinned(uvicorn_argv(factory, port), core), log, env)
     child.start()
     child.wait_until(lambda: port_open(port), factory)
     return child
@@ -145,12 +160,7 @@ def uvicorn_app(factory: str, port: int, core: int | None, log: Path, env: dict[
 
 def slotlock_serve(port: int, core: int | None, log: Path, env: dict[str, str]) -> Child:
     """A started `slotlock serve --workers 1`, ready (GET /readyz is 200)."""
-    argv = [
-        sys.executable, "-c", "from service.cli import main; raise SystemExit(main())",
-        "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--graceful-timeout", "5",
-    ]  # fmt: skip
-    child = Child(pinned(argv, core), log, env)
+    child = Child(pinned(slotlock_argv(port), core), log, env)
     child.start()
     child.wait_until(lambda: ready(f"http://127.0.0.1:{port}/readyz"), "slotlock serve")
     return child
