@@ -75,6 +75,10 @@ class Service:
         """Where it listens."""
         return f"http://127.0.0.1:{self.port}"
 
+    def log_tail(self, lines: int = 80) -> str:
+        """The end of its log."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
     def handled(self) -> dict[str, int]:
         """request id -> status of every request its access log records."""
         handled = {}
@@ -95,7 +99,8 @@ def running_service(directory: Path, extra_arguments: tuple[str, ...] = ()) -> I
     keys_file.write_text(json.dumps([pair]))
     app_dir = materialise(directory / "image")
     port = free_port()
-    extra_env = UNLIMITED | {"SLOTLOCK_KEYS_FILE": str(keys_file)}
+    # faulthandler: a process that hangs can be made to print every thread's stack.
+    extra_env = UNLIMITED | {"SLOTLOCK_KEYS_FILE": str(keys_file), "PYTHONFAULTHANDLER": "1"}
     process = start_image_cmd(app_dir, redis.url, port, extra_env, extra_arguments)
     try:
         wait_for_status(f"http://127.0.0.1:{port}/readyz", 200, process)
@@ -216,11 +221,21 @@ async def slow_lock(service: Service, slot_id: str, sigterm_sent: asyncio.Event)
         writer.close()
 
 
-async def wait_for_exit(process: subprocess.Popen[bytes]) -> float:
+def exits_within(service: Service, timeout_s: float) -> bool:
+    """Whether it exits in time; if not, its log ends with the stack of every thread."""
+    try:
+        service.process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.kill(service.process.pid, signal.SIGABRT)  # faulthandler dumps, then it dies
+        service.process.wait(timeout=BOUND_S)
+        return False
+    return True
+
+
+async def wait_for_exit(service: Service) -> float:
     """Seconds until the process exits (waiting in a thread, so the load keeps running)."""
     started = time.monotonic()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        await asyncio.to_thread(process.wait, BOUND_S)
+    await asyncio.to_thread(exits_within, service, BOUND_S)
     return time.monotonic() - started
 
 
@@ -260,7 +275,7 @@ async def shut_down_under_load(service: Service) -> ShutdownRun:
         os.kill(service.process.pid, signal.SIGTERM)
         run.sigterm_s = time.monotonic()
         sigterm_sent.set()
-        run.exit_after_s = await wait_for_exit(service.process)
+        run.exit_after_s = await wait_for_exit(service)
         stopping.set()
         await asyncio.gather(*clients)
         run.slow_answer = await slow
@@ -317,7 +332,7 @@ def test_the_process_exits_cleanly_within_the_grace_period(shutdown: ShutdownRun
     """It exits once the last request is answered, well inside the graceful timeout."""
     graceful_timeout_s = serve_arguments()["graceful_timeout"]
     assert isinstance(graceful_timeout_s, float)
-    assert shutdown.exit_code in CLEAN_EXITS
+    assert shutdown.exit_code in CLEAN_EXITS, shutdown.log[-8000:]  # with stacks if it hung
     assert SLOW_BODY_DELAY_S <= shutdown.exit_after_s < SLOW_BODY_DELAY_S + 3
     assert shutdown.exit_after_s < graceful_timeout_s
 
@@ -339,8 +354,9 @@ def test_a_stalled_client_cannot_hold_the_process_past_the_timeout(tmp_path: Pat
             assert http_status(f"{service.base_url}/healthz") == 200
             started = time.monotonic()
             os.kill(service.process.pid, signal.SIGTERM)
-            service.process.wait(timeout=BOUND_S)
+            exited = exits_within(service, BOUND_S)
             elapsed_s = time.monotonic() - started
+            assert exited, f"still running {BOUND_S} s after SIGTERM:\n{service.log_tail()}"
     assert timeout_s <= elapsed_s < timeout_s + 3
     assert service.process.returncode in CLEAN_EXITS
     assert "timeout graceful shutdown exceeded" in service.log.read_text()
