@@ -38,15 +38,25 @@ GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700 allocations
 
 
 async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
-    """Run a background job every `interval_s` for as long as the app runs."""
-    while True:
+    """Run a background job every `interval_s` until its task is cancelled.
+
+    A cancellation can be lost inside the job: on Python 3.11, redis-py's commands can
+    swallow a CancelledError that arrives as they finish (asyncio.wait_for's race,
+    CPython gh-86296) or turn it into a ConnectionError. The task still counts the
+    request (Task.cancelling), so the loop checks it and stops; otherwise the app's
+    shutdown would wait for this job forever, and the process would never exit.
+    """
+    this_task = asyncio.current_task()
+    assert this_task is not None
+    while not this_task.cancelling():
         await asyncio.sleep(interval_s)
         try:
             await job()
         except OUTAGE_ERRORS:
             pass  # the request path already reports the outage; try again next round
         except Exception:
-            logger.exception("%s failed; trying again next round", name)
+            if not this_task.cancelling():
+                logger.exception("%s failed; trying again next round", name)
 
 
 class SlotlockApp(Starlette):
