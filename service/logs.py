@@ -146,10 +146,13 @@ def configure(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = _sink = BufferedStderrHandler()
-    handler.setFormatter(JsonFormatter())
+    # Called by the CLI and again by the app factory in the same process: one sink (and
+    # one flusher thread) serves both, so lines keep their order.
+    if _sink is None:
+        _sink = BufferedStderrHandler()
+        _sink.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_sink]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
