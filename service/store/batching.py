@@ -33,6 +33,12 @@ from service.store.raw_redis import RawRedis, pack
 # same CPU per request, a fifth more requests/s; README, "Performance").
 MAX_BATCHES_IN_FLIGHT = 4
 MAX_BATCH = 8
+# But when Redis is slow (a WAIT for an absent replica, a server about to time out),
+# batches of 8 would drain a queue 32 calls per slow round, and a call could wait
+# several rounds: seconds. A call that has waited this long for a free slot is a
+# sign of that (a healthy round takes well under a millisecond), so the next batch
+# takes the whole queue, and no call waits more than about two slow rounds.
+BACKLOG_AFTER_S = 0.005
 
 
 class ReplicaAcksMissing(RedisConnectionError):
@@ -51,6 +57,7 @@ class _Call:
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    queued_s: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
 
 class ScriptBatcher:
@@ -69,6 +76,7 @@ class ScriptBatcher:
         self._ack_timeout_ms = ack_timeout_ms
         self._queue: list[_Call] = []
         self._in_flight = 0
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         """Run `script` as part of the next batch; returns its reply or raises its error."""
@@ -79,9 +87,14 @@ class ScriptBatcher:
 
     def _maybe_send(self) -> None:
         if self._queue and self._in_flight < MAX_BATCHES_IN_FLIGHT:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            loop = asyncio.get_running_loop()
+            backlogged = loop.time() - self._queue[0].queued_s > BACKLOG_AFTER_S
+            size = len(self._queue) if backlogged else MAX_BATCH
+            batch, self._queue = self._queue[:size], self._queue[size:]
             self._in_flight += 1
-            asyncio.get_running_loop().create_task(self._send(batch))
+            sending = loop.create_task(self._send(batch))
+            self._sending.add(sending)  # the loop holds tasks weakly
+            sending.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[_Call]) -> None:
         try:

@@ -1,0 +1,93 @@
+"""The script batcher when Redis is slow: calls wait about two slow rounds, not many."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from service.store.batching import MAX_BATCH, MAX_BATCHES_IN_FLIGHT, BatchedScript, ScriptBatcher
+
+SLOW_ROUND_S = 0.2  # e.g. WAIT for a replica that is not there
+CALLERS = 26  # the fault-load tests' users, holder and monitor: fewer than 4 full batches
+
+
+class SlowPipeline:
+    """A redis-py pipeline whose every execute takes SLOW_ROUND_S."""
+
+    def __init__(self, rounds: list[int]) -> None:
+        self.rounds = rounds
+        self.calls: list[Any] = []
+
+    def evalsha(self, *arguments: Any) -> None:
+        self.calls.append(arguments)
+
+    def execute_command(self, *arguments: Any) -> None:
+        self.calls.append(arguments)
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        self.rounds.append(len(self.calls))
+        await asyncio.sleep(SLOW_ROUND_S)
+        return ["OK"] * len(self.calls)
+
+
+class SlowRedis:
+    """Just what the batcher asks of redis-py, slowly."""
+
+    def __init__(self) -> None:
+        self.rounds: list[int] = []  # calls per batch, in the order sent
+
+    def pipeline(self, transaction: bool = True) -> SlowPipeline:
+        return SlowPipeline(self.rounds)
+
+
+async def latencies_of_trickling_callers(redis: SlowRedis) -> list[float]:
+    """CALLERS calls arriving 1 ms apart on a batcher over `redis`; each one's wait."""
+    batcher = ScriptBatcher(redis)  # type: ignore[arg-type]
+    script = BatchedScript("return 1", "0" * 40, batcher, writes=True)
+
+    async def one_call(delay_s: float) -> float:
+        await asyncio.sleep(delay_s)
+        started = time.monotonic()
+        assert await script(["{tag}key"], ["argument"]) == "OK"
+        return time.monotonic() - started
+
+    return await asyncio.gather(*(one_call(index * 0.001) for index in range(CALLERS)))
+
+
+def test_a_slow_redis_costs_a_call_about_two_rounds_at_most() -> None:
+    """Calls that queue behind slow batches leave together in the next free one."""
+    redis = SlowRedis()
+    latencies = asyncio.run(latencies_of_trickling_callers(redis))
+    # The first calls fill the free batches one by one; everything queued behind them
+    # leaves in the first batch that frees up, not MAX_BATCH at a time.
+    assert redis.rounds[:MAX_BATCHES_IN_FLIGHT] == [1] * MAX_BATCHES_IN_FLIGHT
+    assert max(redis.rounds) > MAX_BATCH
+    assert sum(redis.rounds) == CALLERS
+    assert max(latencies) < 2.5 * SLOW_ROUND_S, latencies
+
+
+def test_a_quick_redis_gets_small_batches() -> None:
+    """While rounds are quick, a batch carries at most MAX_BATCH calls."""
+
+    class QuickRedis(SlowRedis):
+        def pipeline(self, transaction: bool = True) -> SlowPipeline:
+            pipeline = SlowPipeline(self.rounds)
+
+            async def execute(raise_on_error: bool = True) -> list[Any]:
+                self.rounds.append(len(pipeline.calls))
+                await asyncio.sleep(0)
+                return ["OK"] * len(pipeline.calls)
+
+            pipeline.execute = execute  # type: ignore[method-assign]
+            return pipeline
+
+    async def burst(redis: QuickRedis) -> None:
+        batcher = ScriptBatcher(redis)  # type: ignore[arg-type]
+        script = BatchedScript("return 1", "0" * 40, batcher, writes=True)
+        await asyncio.gather(*(script(["{tag}key"], []) for _ in range(100)))
+
+    redis = QuickRedis()
+    asyncio.run(burst(redis))
+    assert sum(redis.rounds) == 100
+    assert max(redis.rounds) == MAX_BATCH
