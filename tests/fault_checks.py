@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import msgspec
@@ -25,6 +25,7 @@ RECOVERY_LIMIT_S = 5.0  # from Redis being back to the first write it answers
 def bad_answers(attempts: list[Attempt]) -> list[str]:
     """Requests with no answer, or a 5xx other than 503 E103 with a Retry-After of >= 1 s."""
     bad = []
+    start_s = min((attempt.sent_s for attempt in attempts), default=0.0)
     for attempt in attempts:
         well_formed_503 = (
             attempt.status == 503
@@ -33,7 +34,10 @@ def bad_answers(attempts: list[Attempt]) -> list[str]:
             and int(attempt.retry_after or 0) >= 1
         )
         if attempt.status == 0 or (attempt.status >= 500 and not well_formed_503):
-            bad.append(f"{attempt.kind} {attempt.slot_id}: {attempt.status} {attempt.data!r}")
+            bad.append(
+                f"{attempt.kind} {attempt.slot_id}: {attempt.status} {attempt.data!r}"
+                f" (sent at +{attempt.sent_s - start_s:.2f} s, after {attempt.latency_s:.2f} s)"
+            )
     return bad
 
 
@@ -260,7 +264,9 @@ def figures(run: FaultRun) -> dict[str, Any]:
 
 def _none(problems: list[str]) -> None:
     """Fail with the first problems found, one per line (helpers get no assert rewriting)."""
-    assert not problems, f"{len(problems)} found:\n" + "\n".join(problems[:15])
+    by_kind = Counter(problem.split(" ", 1)[0] for problem in problems)
+    summary = ", ".join(f"{kind} {count}" for kind, count in by_kind.most_common())
+    assert not problems, f"{len(problems)} found ({summary}):\n" + "\n".join(problems[:15])
 
 
 def _first_success_s(attempts: list[Attempt], since_s: float) -> float:
