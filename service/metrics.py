@@ -10,7 +10,7 @@ updates these counts, so they need no lock.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import REGISTRY, CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -52,14 +52,12 @@ class RequestMetrics(Collector):
         self._lock_outcomes[counted] = self._lock_outcomes.get(counted, 0) + 1
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
-        requests = CounterMetricFamily(
+        yield _counter(
             "slotlock_requests",
             "HTTP requests by route template, method and status.",
-            labels=["route", "method", "status"],
+            ["route", "method", "status"],
+            list(self._requests.items()),  # a copy: a request may add a key meanwhile
         )
-        for request_labels, count in list(self._requests.items()):
-            requests.add_metric(request_labels, count)
-        yield requests
         latency = HistogramMetricFamily(
             "slotlock_request_duration_seconds",
             "HTTP request latency by route template.",
@@ -74,14 +72,21 @@ class RequestMetrics(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric(list(latency_labels), buckets, latencies.sum_s)
         yield latency
-        outcomes = CounterMetricFamily(
+        yield _counter(
             "slotlock_lock_outcomes",
             "Lock and unlock results: `ok` or the error code.",
-            labels=["operation", "result"],
+            ["operation", "result"],
+            list(self._lock_outcomes.items()),
         )
-        for outcome_labels, count in list(self._lock_outcomes.items()):
-            outcomes.add_metric(outcome_labels, count)
-        yield outcomes
+
+
+def _counter(
+    name: str, documentation: str, labels: list[str], counts: Iterable[tuple[Sequence[str], int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for label_values, count in counts:
+        family.add_metric(label_values, count)
+    return family
 
 
 REQUEST_METRICS = RequestMetrics()
