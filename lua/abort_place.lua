@@ -5,6 +5,7 @@ forwarding address back to the source, where the booking still lives.
   KEYS[1] booking_key    sl:{C}:booking:<booking id>
   KEYS[2] slot_key       sl:{C}:slot:<target slot id>
   KEYS[3] resource_key   sl:{C}:resource
+  KEYS[4] starts_key     sl:{C}:slots     slot ids by start, open and shut bands
   ARGV[1] intent_id      the aborted move
   ARGV[2] source_slot_id where the booking still lives
 
@@ -12,7 +13,9 @@ Returns:
   {"OK"}                 undone, or nothing of this move was left to undo
 ]]
 --!include booking_checks.lua
-local booking_key, slot_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+--!include bands.lua
+--!include slot_index.lua
+local booking_key, slot_key, resource_key, starts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local intent_id, source_slot_id = ARGV[1], ARGV[2]
 
 local booking = redis.call('HMGET', booking_key, 'pending_intent', 'status')
@@ -21,5 +24,6 @@ if booking[1] == intent_id then
   move_counters(slot_key, resource_key, 'num_bookings', -1)
   move_counters(slot_key, resource_key, status_field, -1)
   redis.call('HSET', booking_key, 'pending_intent', '', 'moved_to_slot', source_slot_id)
+  reindex_slot(starts_key, slot_key)
 end
 return {'OK'}

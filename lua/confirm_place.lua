@@ -7,6 +7,7 @@ Harmless to repeat.
   KEYS[2] resource_bookings_key   sl:{C}:bookings
   KEYS[3] slot_bookings_key       sl:{C}:slot-bookings:<target slot id>
   KEYS[4] lock_key                sl:{C}:lock:<target slot id>
+  KEYS[5] locks_key               sl:{C}:locks     slot ids by lock deadline
   ARGV[1] booking_id
   ARGV[2] intent_id               names this move in every step
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -15,17 +16,21 @@ Returns:
   {"OK", booking fields (HGETALL)}
   {"GONE"}                        no reservation of this move is left to confirm
 ]]
+--!include bands.lua
 local booking_key, resource_bookings_key, slot_bookings_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local locks_key = KEYS[5]
 local booking_id, intent_id, holder = ARGV[1], ARGV[2], ARGV[3]
 
-local booking = redis.call('HMGET', booking_key, 'pending_intent', 'created_ms', 'moved_to_slot')
+local booking = redis.call('HMGET', booking_key, 'pending_intent', 'created_ms', 'moved_to_slot', 'status', 'slot_id')
 if booking[1] == intent_id then
   redis.call('HSET', booking_key, 'pending_intent', '')
-  redis.call('ZADD', resource_bookings_key, booking[2], booking_id)
-  redis.call('ZADD', slot_bookings_key, booking[2], booking_id)
+  local score = band_score(booking[2], booking[4] == 'active')
+  redis.call('ZADD', resource_bookings_key, score, booking_id)
+  redis.call('ZADD', slot_bookings_key, score, booking_id)
   local lock = redis.call('GET', lock_key)
   if holder ~= '' and lock and string.match(lock, '^(%x+):') == holder then
     redis.call('DEL', lock_key)
+    redis.call('ZREM', locks_key, booking[5])
   end
 elseif not booking[2] or (booking[3] or '') ~= '' then
   return {'GONE'}

@@ -9,6 +9,8 @@ create_booking: book one place in a slot; a matching lock is released in the sam
   KEYS[6] booking_key             sl:{T}:booking:<booking id>
   KEYS[7] receipt_key             sl:{T}:receipt:<idempotency hash>  what an Idempotency-Key booked
   KEYS[8] holds_key               sl:{T}:holds:<holder>              slots the lock_key holds here
+  KEYS[9] starts_key              sl:{T}:slots                       slot ids by start, open and shut bands
+  KEYS[10] locks_key              sl:{T}:locks                       slot ids by lock deadline
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] now_ms                  the service's clock, for the booking window
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -24,9 +26,11 @@ Returns:
   {"SLOT_FULL"}
 ]]
 --!include booking_checks.lua
+--!include bands.lua
+--!include slot_index.lua
 local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
 local resource_bookings_key, slot_bookings_key, booking_key = KEYS[4], KEYS[5], KEYS[6]
-local receipt_key, holds_key = KEYS[7], KEYS[8]
+local receipt_key, holds_key, starts_key, locks_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local environment, now_ms, holder, booking_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local receipt_ttl_ms = tonumber(ARGV[5])
 
@@ -49,9 +53,12 @@ redis.call('ZADD', resource_bookings_key, now_ms, booking_id)
 redis.call('ZADD', slot_bookings_key, now_ms, booking_id)
 move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, 'num_active_bookings', 1)
+reindex_slot(starts_key, slot_key)
 -- Only the holder got past place_refusal on a locked slot: its booking consumes the lock.
 if redis.call('DEL', lock_key) == 1 then
-  redis.call('ZREM', holds_key, redis.call('HGET', slot_key, 'id'))
+  local slot_id = redis.call('HGET', slot_key, 'id')
+  redis.call('ZREM', holds_key, slot_id)
+  redis.call('ZREM', locks_key, slot_id)
 end
 if receipt_ttl_ms > 0 then
   redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)

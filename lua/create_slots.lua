@@ -2,7 +2,7 @@
 create_slots: add one or many slots to a resource, all or nothing.
 
   KEYS[1] resource_key   sl:{T}:resource
-  KEYS[2] starts_key     sl:{T}:slots        slot ids by start_ms
+  KEYS[2] starts_key     sl:{T}:slots        slot ids by start_ms, open and shut bands (lib/bands)
   KEYS[3..] per slot     its new hash sl:{T}:slot:<slot id>, then its neighbour's hash
                          (the existing slot starting last before its end; its own key if none)
   ARGV[1] environment    the caller's environment; another one sees nothing
@@ -17,6 +17,7 @@ Returns:
   {"OVERLAP", slot id}   a new slot overlaps this existing one; nothing was written
   {"STALE"}              a neighbour changed since the caller read it: read again
 ]]
+--!include bands.lua
 --!include overlap.lua
 local resource_key, starts_key = KEYS[1], KEYS[2]
 local environment, field_count = ARGV[1], tonumber(ARGV[2])
@@ -40,7 +41,8 @@ end
 for i = 0, slot_count - 1 do
   local at = 3 + i * block
   redis.call('HSET', KEYS[3 + 2 * i], unpack(ARGV, at + 4, at + 3 + field_count))
-  redis.call('ZADD', starts_key, ARGV[at + 1], ARGV[at])
+  -- A new slot is active with every place free: open.
+  redis.call('ZADD', starts_key, band_score(ARGV[at + 1], true), ARGV[at])
 end
 redis.call('HINCRBY', resource_key, 'num_slots', slot_count)
 local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before')

@@ -5,6 +5,7 @@ lock_slot: take the lock on a slot, or move the lock its holder already has.
   KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>", expires at until_ms
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here, by until_ms
+  KEYS[5] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline (lists)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key (the key itself never reaches Redis)
   ARGV[3] until_ms       lock_until in epoch ms; Redis drops the lock then (SET PXAT)
@@ -21,7 +22,10 @@ Returns:
   {"HOLD_CAP", max_holds}      this lock_key already holds max_holds slots of the resource
 ]]
 --!include slot_view.lua
+--!include bands.lua
+--!include slot_index.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local locks_key = KEYS[5]
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
 local now_ms, max_holds = ARGV[4], tonumber(ARGV[5])
 
@@ -60,6 +64,7 @@ end
 
 redis.call('SET', lock_key, holder .. ':' .. token, 'PXAT', until_ms)
 redis.call('ZADD', holds_key, until_ms, slot.id)
+note_lock(locks_key, slot.id, until_ms, now_ms)
 -- The set lives as long as its longest hold; a shortened hold leaves it longer, which
 -- costs a little memory and no correctness (counting drops ended holds first).
 if redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then

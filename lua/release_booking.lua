@@ -9,6 +9,7 @@ reservation was undone.
   KEYS[3] resource_key            sl:{A}:resource
   KEYS[4] resource_bookings_key   sl:{A}:bookings
   KEYS[5] slot_bookings_key       sl:{A}:slot-bookings:<source slot id>
+  KEYS[6] starts_key              sl:{A}:slots     slot ids by start, open and shut bands
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] booking_id
   ARGV[3] source_slot_id          the slot the caller found the booking on
@@ -24,8 +25,10 @@ Returns:
   {"BOOKING_NOT_FOUND"}
 ]]
 --!include booking_checks.lua
+--!include bands.lua
+--!include slot_index.lua
 local booking_key, slot_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
-local resource_bookings_key, slot_bookings_key = KEYS[4], KEYS[5]
+local resource_bookings_key, slot_bookings_key, starts_key = KEYS[4], KEYS[5], KEYS[6]
 local environment, booking_id, source_slot_id, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local target_slot_id, intent_id, now_ms = ARGV[5], ARGV[6], ARGV[7]
 
@@ -49,6 +52,7 @@ end
 local status_field = status == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
 move_counters(slot_key, resource_key, 'num_bookings', -1)
 move_counters(slot_key, resource_key, status_field, -1)
+reindex_slot(starts_key, slot_key)
 redis.call('ZREM', resource_bookings_key, booking_id)
 redis.call('ZREM', slot_bookings_key, booking_id)
 redis.call('HSET', booking_key,

@@ -9,6 +9,8 @@ reschedule_booking: move a booking to another slot of the same resource, all or 
   KEYS[5] target_lock_key          sl:{T}:lock:<target slot id>
   KEYS[6] target_bookings_key      sl:{T}:slot-bookings:<target slot id>
   KEYS[7] resource_key             sl:{T}:resource
+  KEYS[8] starts_key               sl:{T}:slots           slot ids by start, open and shut bands
+  KEYS[9] locks_key                sl:{T}:locks           slot ids by lock deadline
   ARGV[1] environment              the caller's environment; another one sees nothing
   ARGV[2] now_ms                   the service's clock, for the booking window
   ARGV[3] holder                   SHA-256 hex of the request's lock_key, or ""
@@ -24,9 +26,11 @@ Returns:
   {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   the target refuses the place, as create would
 ]]
 --!include booking_checks.lua
+--!include bands.lua
+--!include slot_index.lua
 local booking_key, source_slot_key, source_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local target_slot_key, target_lock_key, target_bookings_key = KEYS[4], KEYS[5], KEYS[6]
-local resource_key = KEYS[7]
+local resource_key, starts_key, locks_key = KEYS[7], KEYS[8], KEYS[9]
 local environment, now_ms, holder = ARGV[1], ARGV[2], ARGV[3]
 local booking_id, source_slot_id, target_slot_id = ARGV[4], ARGV[5], ARGV[6]
 
@@ -51,6 +55,7 @@ if booking[2] == 'active' then
   end
   -- The holder's lock on the target is consumed, as a booking made with its key would.
   redis.call('DEL', target_lock_key)
+  redis.call('ZREM', locks_key, target_slot_id)
 elseif redis.call('HGET', target_slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
@@ -60,6 +65,8 @@ for _, move in ipairs({{source_slot_key, -1}, {target_slot_key, 1}}) do
   redis.call('HINCRBY', move[1], status_field, move[2])
 end
 redis.call('ZREM', source_bookings_key, booking_id)
-redis.call('ZADD', target_bookings_key, booking[5], booking_id)
+redis.call('ZADD', target_bookings_key, band_score(booking[5], booking[2] == 'active'), booking_id)
+reindex_slot(starts_key, source_slot_key)
+reindex_slot(starts_key, target_slot_key)
 redis.call('HSET', booking_key, 'slot_id', target_slot_id, 'updated_ms', now_ms)
 return {'OK', redis.call('HGETALL', booking_key)}

@@ -7,6 +7,9 @@ a booking already has changes nothing, so a retried cancel is harmless.
   KEYS[2] slot_key       sl:{T}:slot:<slot id>
   KEYS[3] lock_key       sl:{T}:lock:<slot id>
   KEYS[4] resource_key   sl:{T}:resource
+  KEYS[5] starts_key     sl:{T}:slots                   slot ids by start, open and shut bands
+  KEYS[6] resource_bookings_key  sl:{T}:bookings              booking ids by creation, active and cancelled bands
+  KEYS[7] slot_bookings_key      sl:{T}:slot-bookings:<slot id>  the same for the slot
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] status         "cancelled" or "active"
   ARGV[3] now_ms         becomes updated_ms
@@ -20,7 +23,10 @@ Returns:
   {"SLOT_DISABLED"} {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   enabling only
 ]]
 --!include booking_checks.lua
+--!include bands.lua
+--!include slot_index.lua
 local booking_key, slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local starts_key, resource_bookings_key, slot_bookings_key = KEYS[5], KEYS[6], KEYS[7]
 local environment, status, now_ms, holder, slot_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local current, refusal = settled_status(booking_key, environment, slot_id)
@@ -48,5 +54,10 @@ if current ~= status then
     move_counters(slot_key, resource_key, 'num_cancelled_bookings', 1)
   end
   redis.call('HSET', booking_key, 'status', status, 'updated_ms', now_ms)
+  reindex_slot(starts_key, slot_key)
+  local booking = redis.call('HMGET', booking_key, 'id', 'created_ms')
+  local score = band_score(booking[2], status == 'active')
+  redis.call('ZADD', resource_bookings_key, score, booking[1])
+  redis.call('ZADD', slot_bookings_key, score, booking[1])
 end
 return {'OK', redis.call('HGETALL', booking_key)}

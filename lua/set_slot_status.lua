@@ -5,6 +5,7 @@ cannot be locked or booked until it is enabled again.
   KEYS[1] slot_key       sl:{T}:slot:<slot id>
   KEYS[2] lock_key       sl:{T}:lock:<slot id>
   KEYS[3] resource_key   sl:{T}:resource
+  KEYS[4] starts_key     sl:{T}:slots        slot ids by start, open and shut bands (lib/bands)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] status         "active" or "disabled"
   ARGV[3] now_ms         becomes updated_ms
@@ -14,11 +15,14 @@ Returns:
   {"SLOT_NOT_FOUND"}
 ]]
 --!include slot_view.lua
-local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
+--!include bands.lua
+--!include slot_index.lua
+local slot_key, lock_key, resource_key, starts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local environment, status, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
 if redis.call('HGET', slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
 redis.call('HSET', slot_key, 'status', status, 'updated_ms', now_ms)
+reindex_slot(starts_key, slot_key)
 return {'OK', slot_view(slot_key, lock_key, resource_key)}

@@ -4,7 +4,7 @@ update_slot: change a slot's dates, capacity, lockable flag or metadata.
   KEYS[1] slot_key       sl:{T}:slot:<slot id>
   KEYS[2] lock_key       sl:{T}:lock:<slot id>
   KEYS[3] resource_key   sl:{T}:resource
-  KEYS[4] starts_key     sl:{T}:slots        slot ids by start_ms
+  KEYS[4] starts_key     sl:{T}:slots        slot ids by start_ms, open and shut bands (lib/bands)
   KEYS[5] neighbour_key  sl:{T}:slot:<id>    the slot starting last before the new end
                                              (as the caller read it; the slot's own key if none)
   ARGV[1] environment    the caller's environment; another one sees nothing
@@ -25,6 +25,8 @@ Returns:
   {"CAPACITY_TOO_LOW", num_active_bookings}
 ]]
 --!include slot_view.lua
+--!include bands.lua
+--!include slot_index.lua
 --!include overlap.lua
 local slot_key, lock_key, resource_key, starts_key, neighbour_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local environment, now_ms = ARGV[1], ARGV[2]
@@ -53,7 +55,6 @@ if new_capacity ~= '' and tonumber(new_capacity) < tonumber(slot[5]) then
 end
 
 redis.call('HSET', slot_key, 'start_ms', start_ms, 'end_ms', end_ms, 'updated_ms', now_ms)
-redis.call('ZADD', starts_key, start_ms, slot_id)
 if new_capacity ~= '' then
   redis.call('HSET', slot_key, 'capacity', new_capacity)
 end
@@ -63,4 +64,5 @@ end
 if new_metadata ~= '' then
   redis.call('HSET', slot_key, 'metadata', new_metadata)
 end
+reindex_slot(starts_key, slot_key)  -- its start or its capacity may have changed
 return {'OK', slot_view(slot_key, lock_key, resource_key)}

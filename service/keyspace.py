@@ -7,18 +7,24 @@ resource index, API keys, idempotency records) carry tags of their own and are
 never written in the same script as a resource's keys.
 
     sl:{T}:resource              hash    the resource whose id starts with T
-    sl:{T}:slots                 zset    its slot ids, scored by start (ms)
-    sl:{T}:bookings              zset    its booking ids, scored by creation (ms)
+    sl:{T}:slots                 zset    its slot ids by start (ms): open and shut bands
+    sl:{T}:locks                 zset    its slot ids that may be locked, by lock deadline (ms)
+    sl:{T}:bookings              zset    its booking ids by creation (ms): active, cancelled bands
     sl:{T}:slot:<slot id>        hash    a slot
     sl:{T}:lock:<slot id>        string  "<lock key hash>:<token>", expires at lock_until (PXAT)
     sl:{T}:holds:<lock key hash> zset    slot ids one lock_key holds in the resource, by until (ms)
-    sl:{T}:slot-bookings:<id>    zset    a slot's booking ids, scored by creation (ms)
+    sl:{T}:slot-bookings:<id>    zset    a slot's booking ids by creation (ms): the same bands
     sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
     sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
     sl:{idem:<h>}:<scope>:<key>  string  an Idempotency-Key's first response (24 h)
     sl:{reschedules}:intents     zset    cross-resource reschedules under way, by deadline (ms)
     sl:{rl:<h>}:<key>:<p>:<n>    string  requests of one API key in rate window n of p seconds
-    sl:{env:<name>}:resources    zset    an environment's resource ids, by creation (ms)
+    sl:{env:<name>}:resources    zset    an environment's resource ids by creation (ms): draft and
+                                         published bands
+    sl:{env:<name>}:resources:name:<h>   zset    the same, of one name (h: its SHA-256)
+    sl:{env:<name>}:resource-index       hash    resource id -> what the two above show of it
+    sl:{env:<name>}:resource-changes     zset    resources being changed, by when (ms)
+    sl:{migrations}:<name>       string  the version a start-up migration has reached
     sl:{keys}:key:<sha256>       hash    an API key, known only by its hash
     sl:{keys}:all                zset    every API key hash, by creation (ms)
 """
@@ -47,6 +53,30 @@ def resource_slots(object_id: str) -> str:
 def resource_bookings(object_id: str) -> str:
     """Booking ids of the resource that owns `object_id`, scored by created_ms."""
     return f"{_tagged(object_id)}:bookings"
+
+
+def resource_locks(object_id: str) -> str:
+    """Slot ids of the resource that owns `object_id` that may be locked, by lock deadline."""
+    return f"{_tagged(object_id)}:locks"
+
+
+def slot_prefix(object_id: str) -> str:
+    """What a slot id follows in its hash's name, in the tag of `object_id`'s resource.
+
+    List scripts get it in KEYS (it hashes to the resource's Cluster slot) and read the
+    page's slots as prefix + id: which slots, only the index inside the script knows.
+    """
+    return f"{_tagged(object_id)}:slot:"
+
+
+def lock_prefix(object_id: str) -> str:
+    """What a slot id follows in its lock's name (see slot_prefix)."""
+    return f"{_tagged(object_id)}:lock:"
+
+
+def booking_prefix(object_id: str) -> str:
+    """What a booking id follows in its hash's name, in `object_id`'s tag (see slot_prefix)."""
+    return f"{_tagged(object_id)}:booking:"
 
 
 def slot(slot_id: str) -> str:
@@ -97,6 +127,26 @@ def reschedule_intents() -> str:
 def environment_resources(environment: str) -> str:
     """Resource ids of one environment, scored by created_ms."""
     return f"{PREFIX}:{{env:{environment}}}:resources"
+
+
+def environment_resource_names(environment: str) -> str:
+    """What a name's hash follows in the name of its resource index (see slot_prefix)."""
+    return f"{PREFIX}:{{env:{environment}}}:resources:name:"
+
+
+def environment_resource_index(environment: str) -> str:
+    """Resource id -> the revision, status and name hash that its index entries show."""
+    return f"{PREFIX}:{{env:{environment}}}:resource-index"
+
+
+def environment_resource_changes(environment: str) -> str:
+    """Resources whose record and index entries are being changed, by the change's start."""
+    return f"{PREFIX}:{{env:{environment}}}:resource-changes"
+
+
+def migration(name: str) -> str:
+    """The version a start-up migration has reached, once it finished."""
+    return f"{PREFIX}:{{migrations}}:{name}"
 
 
 def api_key(key_hash: str) -> str:

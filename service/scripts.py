@@ -18,7 +18,7 @@ from typing import Any
 from service.store.batching import BatchedScript, ScriptBatcher
 from service.store.raw_redis import RawRedis
 
-_READ_ONLY = {"read_slot"}
+_READ_ONLY = {"read_slot", "list_slots"}
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
 
 
@@ -59,6 +59,7 @@ class Scripts:
     confirm_place: Any
     abort_intent: Any
     abort_place: Any
+    list_slots: Any
 
     @classmethod
     def register(

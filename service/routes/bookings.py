@@ -53,7 +53,7 @@ async def list_bookings(request: Request) -> Response:
     else:
         resource_ids = [record.id for record in await found.resources.list_all(who.environment)]
     records = await found.bookings.matching(who.environment, resource_ids, where)
-    shown, meta = page.cut(records)
+    shown, meta = records[page.offset : page.offset + page.limit], page.meta(len(records))
     return ok([booking_payload(record) for record in shown], meta)
 
 

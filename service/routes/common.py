@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -14,8 +13,6 @@ from service.middleware import scope_header
 from service.payloads import ListMeta
 from service.services import Services
 from service.validation import RequestT, decode_body
-
-T = TypeVar("T")
 
 MAX_PAGE_LIMIT = 50
 
@@ -98,10 +95,14 @@ class Page:
             _int_param(request, "page", 1, 1, 1_000_000),
         )
 
-    def cut(self, items: list[T]) -> tuple[list[T], ListMeta]:
-        """This page of `items` and the list meta."""
-        start = (self.page - 1) * self.limit
-        return items[start : start + self.limit], ListMeta(self.limit, self.page, len(items))
+    @property
+    def offset(self) -> int:
+        """How many items come before this page."""
+        return (self.page - 1) * self.limit
+
+    def meta(self, total: int) -> ListMeta:
+        """The list meta of this page of a list of `total` items."""
+        return ListMeta(self.limit, self.page, total)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -42,7 +42,7 @@ async def list_resources(request: Request) -> Response:
         for record in await store.list_all(who.environment)
         if (name is None or record.name == name) and (status is None or record.status == status)
     ]
-    shown, meta = page.cut(records)
+    shown, meta = records[page.offset : page.offset + page.limit], page.meta(len(records))
     return ok([await _payload(request, record) for record in shown], meta)
 
 
@@ -98,7 +98,7 @@ async def _set_status(request: Request, status: str) -> Response:
 
 
 async def _payload(request: Request, record: ResourceRecord) -> object:
-    available = await services(request).resources.num_available_slots(record)
+    available = await services(request).slots.count_available(record.environment, record.id)
     return resource_payload(record, available)
 
 

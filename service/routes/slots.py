@@ -63,7 +63,6 @@ async def list_slots(request: Request) -> Response:
     query = request.query_params
     wanted_resource = query.get("resource_id") or query.get("resoure_id")  # the JS SDK's spelling
     where = SlotFilter(
-        resource_id=wanted_resource,
         available=bool_param(request, "available"),
         starts_from_ms=_query_instant(request, "start_date"),
         ends_by_ms=_query_instant(request, "end_date"),
@@ -73,11 +72,12 @@ async def list_slots(request: Request) -> Response:
         resource_id = canonical_id(wanted_resource)
         resource_ids = [resource_id] if resource_id else []
     else:
-        resource_ids = [record.id for record in await found.resources.list_all(who.environment)]
-    views = await found.slots.matching(who.environment, resource_ids, where)
-    shown, meta = page.cut(views)
+        resource_ids = await found.resources.ids(who.environment)
+    views, total = await found.slots.page(
+        who.environment, resource_ids, where, page.offset, page.limit
+    )
     now_ms = found.slots.now_ms()
-    return ok([view.to_payload(now_ms) for view in shown], meta)
+    return ok([view.to_payload(now_ms) for view in views], page.meta(total))
 
 
 async def get_slot(request: Request) -> Response:

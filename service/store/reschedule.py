@@ -164,6 +164,7 @@ class Rescheduler:
             keyspace.lock(target),
             keyspace.resource(target),
             keyspace.booking(intent.booking_id, target),
+            keyspace.resource_slots(target),
         ]
         args = [
             intent.environment,
@@ -184,6 +185,7 @@ class Rescheduler:
             keyspace.resource(source),
             keyspace.resource_bookings(source),
             keyspace.slot_bookings(source),
+            keyspace.resource_slots(source),
         ]
         args = [
             intent.environment,
@@ -204,6 +206,7 @@ class Rescheduler:
             keyspace.resource_bookings(target),
             keyspace.slot_bookings(target),
             keyspace.lock(target),
+            keyspace.resource_locks(target),
         ]
         reply: list[Any] = await self._scripts.confirm_place(
             keys, [intent.booking_id, intent.intent_id, intent.holder]
@@ -216,6 +219,7 @@ class Rescheduler:
             keyspace.booking(intent.booking_id, target),
             keyspace.slot(target),
             keyspace.resource(target),
+            keyspace.resource_slots(target),
         ]
         await self._scripts.abort_place(keys, [intent.intent_id, intent.source_slot_id])
 

@@ -12,7 +12,7 @@ from service.errors import ResourceNotFound
 from service.ids import canonical_id, new_resource_id
 from service.records import ResourceRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
-from service.store.client import RedisClient, members, members_by_score, read_slot_views
+from service.store.client import RedisClient, members
 from service.store.refusals import check
 
 _TAG_ATTEMPTS = 16
@@ -105,11 +105,16 @@ class ResourceStore:
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),
             keyspace.resource_bookings(resource_id),
+            keyspace.resource_locks(resource_id),
             *owned,
         ]
         args = [environment, resource_id, len(slot_ids), *slot_ids, *booking_ids]
         result: list[Any] = await self._scripts.delete_resource(keys, args)
         return result
+
+    async def ids(self, environment: str) -> list[str]:
+        """Every resource id of the environment's index (some may be gone or not yet there)."""
+        return await members(self._redis, keyspace.environment_resources(environment))
 
     async def list_all(self, environment: str) -> list[ResourceRecord]:
         """Every resource of the environment, oldest first; clears dangling index entries."""
@@ -147,20 +152,6 @@ class ResourceStore:
         )
         if stale:
             await self._redis.zrem(index_key, *stale)
-
-    async def num_available_slots(self, resource: ResourceRecord) -> int:
-        """How many of the resource's slots are `available` now.
-
-        Only slots whose booking window is still open can be available, so
-        only those are read.
-        """
-        now_ms = self._clock()
-        opens_after_ms = now_ms + resource.booking_disabled_before * 1000
-        slot_ids = await members_by_score(
-            self._redis, keyspace.resource_slots(resource.id), f"({opens_after_ms}", "+inf"
-        )
-        views = await read_slot_views(self._redis, slot_ids)
-        return sum(view.available(now_ms) for view in views)
 
 
 def _checked(resource_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from service import keyspace
 from service.clock import Clock
@@ -10,7 +11,9 @@ from service.errors import ResourceNotFound, SlotNotFound, StoreUnavailable
 from service.ids import canonical_id, new_child_id
 from service.records import SlotRecord, to_flat
 from service.scripts import Scripts
-from service.store.client import RedisClient, members, read_slot_views
+from service.store.bands import band_bounds, band_score, sort_key_of
+from service.store.client import RedisClient, members
+from service.store.listing import merged_page
 from service.store.refusals import check
 from service.views import SlotView
 
@@ -39,9 +42,8 @@ class SlotChanges:
 
 @dataclass(frozen=True, slots=True)
 class SlotFilter:
-    """GET /slots filters."""
+    """GET /slots filters (the resources to list are the caller's to find)."""
 
-    resource_id: str | None = None
     available: bool | None = None
     starts_from_ms: int | None = None
     ends_by_ms: int | None = None
@@ -67,7 +69,11 @@ class SlotStore:
         self, environment: str, slot_id: str, holder: str, until_ms: int
     ) -> tuple[SlotView, int]:
         """Take or move the lock; returns the slot and the lock's fencing token."""
-        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder)]
+        keys = [
+            *_view_keys(slot_id),
+            keyspace.holds(slot_id, holder),
+            keyspace.resource_locks(slot_id),
+        ]
         now_ms = self._clock()
         args = [environment, holder, until_ms, now_ms, self._max_holds]
         _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
@@ -75,7 +81,11 @@ class SlotStore:
 
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
         """Release the lock if `holder` has it; harmless when there is none."""
-        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder)]
+        keys = [
+            *_view_keys(slot_id),
+            keyspace.holds(slot_id, holder),
+            keyspace.resource_locks(slot_id),
+        ]
         reply = await self._scripts.unlock_slot(keys, [environment, holder])
         return SlotView.from_script(check(reply, self._clock())[1])
 
@@ -103,17 +113,30 @@ class SlotStore:
         raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
 
     async def _neighbours(self, resource_id: str, ends: list[tuple[int, str]]) -> list[str]:
-        """For each (end_ms, id to skip): the slot starting last before end_ms, or ""."""
+        """For each (end_ms, id to skip): the slot starting last before end_ms, or "".
+
+        The index keeps open and shut slots in two bands: the neighbour is the later of
+        the two bands' candidates.
+        """
         pipe = self._redis.pipeline(transaction=False)
+        index_key = keyspace.resource_slots(resource_id)
         for end_ms, _ in ends:
-            pipe.zrevrangebyscore(
-                keyspace.resource_slots(resource_id), f"({end_ms}", "-inf", start=0, num=2
-            )
-        found: list[list[str]] = await pipe.execute()
-        return [
-            next((slot_id for slot_id in before if slot_id != skip), "")
-            for before, (_, skip) in zip(found, ends, strict=True)
-        ]
+            for is_open in (True, False):
+                low, _ = band_bounds(is_open)
+                high = f"({band_score(end_ms, is_open)}"
+                pipe.zrevrangebyscore(index_key, high, low, start=0, num=2, withscores=True)
+        found: list[list[tuple[str, float]]] = await pipe.execute()
+        neighbours = []
+        for at, (_, skip) in enumerate(ends):
+            candidates = [
+                (sort_key_of(score), slot_id)
+                for band in found[2 * at : 2 * at + 2]
+                for slot_id, score in band
+                if slot_id != skip
+            ]
+            # Within a band the first candidate that is not skipped starts last.
+            neighbours.append(max(candidates)[1] if candidates else "")
+        return neighbours
 
     async def update(self, environment: str, slot_id: str, changes: SlotChanges) -> SlotView:
         """Apply a PATCH in one script: range, overlap and capacity checked there."""
@@ -147,9 +170,8 @@ class SlotStore:
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
         now_ms = self._clock()
-        reply = await self._scripts.set_slot_status(
-            _view_keys(slot_id), [environment, status, now_ms]
-        )
+        keys = [*_view_keys(slot_id), keyspace.resource_slots(slot_id)]
+        reply = await self._scripts.set_slot_status(keys, [environment, status, now_ms])
         return SlotView.from_script(check(reply, now_ms)[1])
 
     async def delete(self, environment: str, slot_id: str) -> None:
@@ -161,6 +183,7 @@ class SlotStore:
                 keyspace.resource_slots(slot_id),
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
+                keyspace.resource_locks(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
@@ -169,25 +192,67 @@ class SlotStore:
                 return
         raise RuntimeError("slot deletion kept racing with booking changes")
 
-    async def matching(
-        self, environment: str, resource_ids: list[str], where: SlotFilter
-    ) -> list[SlotView]:
-        """Slots of the given resources that pass `where`, ordered by start."""
-        pipe = self._redis.pipeline(transaction=False)
-        low = "-inf" if where.starts_from_ms is None else where.starts_from_ms
-        high = "+inf" if where.ends_by_ms is None else f"({where.ends_by_ms}"
-        for resource_id in resource_ids:
-            pipe.zrangebyscore(keyspace.resource_slots(resource_id), low, high)
-        id_lists: list[list[str]] = await pipe.execute()
-        slot_ids = [slot_id for ids in id_lists for slot_id in ids]
-        views = await read_slot_views(self._redis, slot_ids)
+    async def page(
+        self, environment: str, resource_ids: list[str], where: SlotFilter, offset: int, limit: int
+    ) -> tuple[list[SlotView], int]:
+        """Slots [offset, offset + limit) of the resources passing `where`, by start; the total."""
         now_ms = self._clock()
-        chosen = [
-            view
-            for view in views
-            if view.record.environment == environment and _passes(view, where, now_ms)
+
+        async def keys(resource_id: str, count: int) -> tuple[int, list[tuple[int, str]]]:
+            reply = await self._list(environment, resource_id, where, now_ms, (0, count), False)
+            flat = reply[4:]
+            return int(reply[1]), [
+                (int(start), str(id_)) for start, id_ in zip(flat[::2], flat[1::2], strict=True)
+            ]
+
+        async def views(resource_id: str, at: int, count: int) -> tuple[int, list[SlotView]]:
+            reply = await self._list(environment, resource_id, where, now_ms, (at, count), True)
+            status, disabled_before, flat = reply[2], reply[3], reply[4:]
+            return int(reply[1]), [
+                SlotView.from_script([slot_json, locked_until_ms, status, disabled_before])
+                for slot_json, locked_until_ms in zip(flat[::2], flat[1::2], strict=True)
+            ]
+
+        def start_of(view: SlotView) -> tuple[int, str]:
+            return view.record.start_ms, view.record.id
+
+        return await merged_page(resource_ids, offset, limit, keys, views, start_of)
+
+    async def count_available(self, environment: str, resource_id: str) -> int:
+        """How many of the resource's slots are `available` now: index work only."""
+        where = SlotFilter(available=True)
+        reply = await self._list(environment, resource_id, where, self._clock(), (0, 0), False)
+        return int(reply[1])
+
+    async def _list(
+        self,
+        environment: str,
+        resource_id: str,
+        where: SlotFilter,
+        now_ms: int,
+        window: tuple[int, int],
+        with_views: bool,
+    ) -> list[Any]:
+        """One call of lua/list_slots.lua: ["OK", total, status, booking window, items...]."""
+        keys = [
+            keyspace.resource(resource_id),
+            keyspace.resource_slots(resource_id),
+            keyspace.resource_locks(resource_id),
+            keyspace.slot_prefix(resource_id),
+            keyspace.lock_prefix(resource_id),
         ]
-        return sorted(chosen, key=lambda view: view.record.start_ms)
+        args = [
+            environment,
+            now_ms,
+            "" if where.available is None else str(where.available).lower(),
+            _or_keep(where.starts_from_ms),
+            _or_keep(where.ends_by_ms),
+            window[0],
+            window[1],
+            int(with_views),
+        ]
+        reply: list[Any] = await self._scripts.list_slots(keys, args)
+        return reply if reply[0] == "OK" else ["OK", 0, "", 0]
 
     def now_ms(self) -> int:
         """The store's clock, for callers that render views."""
@@ -195,12 +260,6 @@ class SlotStore:
 
 
 _STALE_RETRIES = 8
-
-
-def _passes(view: SlotView, where: SlotFilter, now_ms: int) -> bool:
-    if where.ends_by_ms is not None and view.record.end_ms > where.ends_by_ms:
-        return False
-    return where.available is None or view.available(now_ms) == where.available
 
 
 def _view_keys(slot_id: str) -> list[str]:

@@ -1,0 +1,39 @@
+-- slot_index: a resource's slots in `sl:{T}:slots`, by start, in two bands (bands.lua):
+-- "open" (active, and fewer active bookings than places) and "shut" (the rest). Every
+-- script that changes a slot's status, capacity, start or active bookings calls
+-- reindex_slot in the same step, so the bands are exact at every instant. What changes
+-- with no request at all (locks ending, booking windows closing) is not in the bands:
+-- lists work it out from the lock deadlines (`sl:{T}:locks`) and the clock.
+
+-- Whether a slot with these fields is open (could take a booking, were it not for
+-- locks and the clock).
+local function slot_is_open(status, capacity, num_active_bookings)
+  return status == 'active' and tonumber(num_active_bookings or '0') < tonumber(capacity or '0')
+end
+
+-- Put the slot in the band its hash says, at its start. A slot that is gone is left out.
+local function reindex_slot(starts_key, slot_key)
+  local slot = redis.call('HMGET', slot_key, 'id', 'start_ms', 'status', 'capacity', 'num_active_bookings')
+  if slot[1] then
+    redis.call('ZADD', starts_key, band_score(slot[2], slot_is_open(slot[3], slot[4], slot[5])), slot[1])
+  end
+end
+
+-- blocked_now: whether a lock keeps every free place of an open slot from a new booking
+-- at now_ms (the service's clock, as the slot's view compares it). The one place that
+-- says so; lists and counts of available slots ask it for each live lock.
+local function blocked_now(lock_key, now_ms)
+  return redis.call('PEXPIRETIME', lock_key) > tonumber(now_ms)
+end
+
+-- How long a lock deadline stays in `sl:{T}:locks` after it passed: a margin for pods
+-- whose clocks run behind the one that drops it.
+local LOCK_DEADLINE_MARGIN_MS = 60000
+
+-- note_lock: the resource's lock deadlines learn that the slot may be locked until
+-- until_ms; deadlines long past are dropped, so the set holds about the live locks.
+local function note_lock(locks_key, slot_id, until_ms, now_ms)
+  redis.call('ZADD', locks_key, until_ms, slot_id)
+  local stale_ms = string.format('%d', tonumber(now_ms) - LOCK_DEADLINE_MARGIN_MS)
+  redis.call('ZREMRANGEBYSCORE', locks_key, '-inf', '(' .. stale_ms)
+end
