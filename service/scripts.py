@@ -18,7 +18,7 @@ from typing import Any
 from service.store.batching import BatchedScript, ScriptBatcher
 from service.store.raw_redis import RawRedis
 
-_READ_ONLY = {"read_slot", "list_slots"}
+_READ_ONLY = {"read_slot", "list_slots", "list_bookings"}
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
 
 
@@ -60,6 +60,7 @@ class Scripts:
     abort_intent: Any
     abort_place: Any
     list_slots: Any
+    list_bookings: Any
 
     @classmethod
     def register(

@@ -51,10 +51,11 @@ async def list_bookings(request: Request) -> Response:
     if where.resource_id is not None:
         resource_ids = [where.resource_id]
     else:
-        resource_ids = [record.id for record in await found.resources.list_all(who.environment)]
-    records = await found.bookings.matching(who.environment, resource_ids, where)
-    shown, meta = records[page.offset : page.offset + page.limit], page.meta(len(records))
-    return ok([booking_payload(record) for record in shown], meta)
+        resource_ids = await found.resources.ids(who.environment)
+    records, total = await found.bookings.page(
+        who.environment, resource_ids, where, page.offset, page.limit
+    )
+    return ok([booking_payload(record) for record in records], page.meta(total))
 
 
 async def get_booking(request: Request) -> Response:

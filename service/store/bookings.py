@@ -7,15 +7,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from service import keyspace
 from service.clock import Clock
 from service.errors import BookingNotFound, SlotNotFound, StoreUnavailable
-from service.ids import canonical_id, new_child_id
+from service.ids import canonical_id, new_child_id, same_shard
 from service.records import BookingRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
-from service.store.client import RedisClient, members
+from service.store.client import RedisClient
+from service.store.listing import merged_page
 from service.store.refusals import check
 
+# The hash's values are all strings: strict=False reads "1764..." as an int.
+_booking_json = msgspec.json.Decoder(BookingRecord, strict=False)
 RECEIPT_TTL_MS = 24 * 3600 * 1000
 _MAX_HOPS = 16  # forwarding addresses followed before giving up (a booking moved that often)
 _STALE_RETRIES = 8
@@ -221,41 +226,64 @@ class BookingStore:
         reply: list[Any] = await self._scripts.reschedule_booking(keys, args)
         return reply
 
-    async def matching(
-        self, environment: str, resource_ids: list[str], where: BookingFilter
-    ) -> list[BookingRecord]:
-        """Bookings that pass `where`, oldest first."""
+    async def page(
+        self,
+        environment: str,
+        resource_ids: list[str],
+        where: BookingFilter,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[BookingRecord], int]:
+        """Bookings [offset, offset + limit) that pass `where`, oldest first; and the total."""
         if where.slot_id is not None:
-            owners = [(where.slot_id, keyspace.slot_bookings(where.slot_id))]
+            if where.resource_id is not None and not same_shard(where.slot_id, where.resource_id):
+                return [], 0  # a slot lives in its resource's tag: not this resource's slot
+            owners = [where.slot_id]
         else:
-            owners = [(owner, keyspace.resource_bookings(owner)) for owner in resource_ids]
-        listed: list[tuple[str, str]] = []
-        for owner_id, index_key in owners:
-            listed += [
-                (booking_id, owner_id) for booking_id in await members(self._redis, index_key)
-            ]
-        records = await self._read_many(listed)
-        chosen = [
-            record
-            for record in records
-            if record.environment == environment
-            and not record.moved_to_slot
-            and (where.status is None or record.status == where.status)
-            and (where.slot_id is None or record.slot_id == where.slot_id)
-            and (where.resource_id is None or record.resource_id == where.resource_id)
-        ]
-        return sorted(chosen, key=lambda record: (record.created_ms, record.id))
+            owners = resource_ids
 
-    async def _read_many(self, listed: list[tuple[str, str]]) -> list[BookingRecord]:
-        """Read (booking id, id of the slot or resource whose index listed it) pairs."""
-        if not listed:
-            return []
-        pipe = self._redis.pipeline(transaction=False)
-        for booking_id, owner_id in listed:
-            # A booking listed in an index lives in that index's home tag.
-            pipe.hgetall(keyspace.booking(booking_id, owner_id))
-        hashes: list[dict[str, str]] = await pipe.execute()
-        return [from_hash(fields, BookingRecord) for fields in hashes if fields]
+        async def keys(owner_id: str, count: int) -> tuple[int, list[tuple[int, str]]]:
+            reply = await self._list(environment, owner_id, where, (0, count), False)
+            flat = reply[2:]
+            return int(reply[1]), [
+                (int(created_ms), str(booking_id))
+                for created_ms, booking_id in zip(flat[::2], flat[1::2], strict=True)
+            ]
+
+        async def records(owner_id: str, at: int, count: int) -> tuple[int, list[BookingRecord]]:
+            reply = await self._list(environment, owner_id, where, (at, count), True)
+            return int(reply[1]), [_booking_json.decode(fields) for fields in reply[2:]]
+
+        def created(record: BookingRecord) -> tuple[int, str]:
+            return record.created_ms, record.id
+
+        return await merged_page(owners, offset, limit, keys, records, created)
+
+    async def _list(
+        self,
+        environment: str,
+        owner_id: str,
+        where: BookingFilter,
+        window: tuple[int, int],
+        with_records: bool,
+    ) -> list[Any]:
+        """One call of lua/list_bookings.lua on a resource's (or, with slot_id, a slot's) index."""
+        index_key = (
+            keyspace.resource_bookings(owner_id)
+            if where.slot_id is None
+            else keyspace.slot_bookings(where.slot_id)
+        )
+        keys = [keyspace.resource(owner_id), index_key, keyspace.booking_prefix(owner_id)]
+        args = [
+            environment,
+            where.resource_id or "",
+            where.status or "",
+            window[0],
+            window[1],
+            int(with_records),
+        ]
+        reply: list[Any] = await self._scripts.list_bookings(keys, args)
+        return reply if reply[0] == "OK" else ["OK", 0]
 
 
 def _checked_slot(slot_id: str) -> str:
