@@ -1,5 +1,6 @@
 --[[
-update_resource: set some fields of a resource (its name, status, settings, metadata).
+update_resource: set some fields of a resource (its name, status, settings, metadata), and
+count the change in its revision (index_resource keeps the latest revision it is given).
 
   KEYS[1] resource_key   sl:{T}:resource
   ARGV[1] environment    the caller's environment; another one sees nothing
@@ -18,4 +19,5 @@ if resource[1] ~= environment or resource[2] ~= resource_id then
   return {'RESOURCE_NOT_FOUND'}
 end
 redis.call('HSET', resource_key, unpack(ARGV, 3))
+redis.call('HINCRBY', resource_key, 'revision', 1)
 return {'OK', redis.call('HGETALL', resource_key)}

@@ -33,6 +33,9 @@ class ResourceRecord(msgspec.Struct, kw_only=True):
     num_bookings: int = 0
     num_active_bookings: int = 0
     num_cancelled_bookings: int = 0
+    revision: int = (
+        0  # changes counted by update_resource; the environment's index keeps the latest
+    )
 
 
 class SlotRecord(msgspec.Struct, kw_only=True):

@@ -18,7 +18,7 @@ from typing import Any
 from service.store.batching import BatchedScript, ScriptBatcher
 from service.store.raw_redis import RawRedis
 
-_READ_ONLY = {"read_slot", "list_slots", "list_bookings"}
+_READ_ONLY = {"read_slot", "list_slots", "list_bookings", "list_resources"}
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
 
 
@@ -61,6 +61,8 @@ class Scripts:
     abort_place: Any
     list_slots: Any
     list_bookings: Any
+    list_resources: Any
+    index_resource: Any
 
     @classmethod
     def register(

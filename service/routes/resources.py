@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -36,14 +38,12 @@ async def list_resources(request: Request) -> Response:
     name, status = request.query_params.get("name"), request.query_params.get("status")
     if status is not None and status not in {"draft", "published"}:
         raise BadRequest("`status` must be draft or published")
-    store = services(request).resources
-    records = [
-        record
-        for record in await store.list_all(who.environment)
-        if (name is None or record.name == name) and (status is None or record.status == status)
-    ]
-    shown, meta = records[page.offset : page.offset + page.limit], page.meta(len(records))
-    return ok([await _payload(request, record) for record in shown], meta)
+    records, total = await services(request).resources.page(
+        who.environment, name, status, page.offset, page.limit
+    )
+    # One count script per resource, sent together (the batcher pipelines them).
+    payloads = await asyncio.gather(*(_payload(request, record) for record in records))
+    return ok(list(payloads), page.meta(total))
 
 
 async def get_resource(request: Request) -> Response:

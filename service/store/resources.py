@@ -14,6 +14,7 @@ from service.records import ResourceRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
 from service.store.client import RedisClient, members
 from service.store.refusals import check
+from service.store.resource_index import ResourceIndex
 
 _TAG_ATTEMPTS = 16
 _STALE_RETRIES = 8
@@ -37,24 +38,24 @@ class ResourceStore:
         self._redis = redis
         self._scripts = scripts
         self._clock = clock
+        self._index = ResourceIndex(redis, scripts, clock)
 
     async def create(self, environment: str, draft: ResourceDraft) -> ResourceRecord:
-        """Store a new resource under a home tag of its own, then index it.
+        """Store a new resource under a home tag of its own, and index it.
 
-        The index entry is written first: a crash in between leaves an entry
-        that points at nothing, which readers skip and clear, never a resource
-        that no list can find.
+        Marked as changing first (see resource_index.py): a crash before the end
+        leaves a mark that lists settle, never a resource that no list can find.
         """
-        index_key = keyspace.environment_resources(environment)
         for _ in range(_TAG_ATTEMPTS):
             record = _new_record(environment, draft, self._clock())
-            await self._redis.zadd(index_key, {record.id: record.created_ms})
+            mark_ms = await self._index.mark(environment, record.id)
             reply = await self._scripts.create_resource(
                 [keyspace.resource(record.id)], to_flat(record)
             )
             if reply[0] == "OK":
+                await self._index.show(record, mark_ms)
                 return record
-            await self._redis.zrem(index_key, record.id)
+            await self._index.drop(environment, record.id, mark_ms)
         raise RuntimeError("no free home tag after several draws")
 
     async def get(self, environment: str, resource_id: str) -> ResourceRecord:
@@ -69,6 +70,8 @@ class ResourceStore:
         self, environment: str, resource_id: str, fields: dict[str, str | int]
     ) -> ResourceRecord:
         """Set some fields (name, status, settings, metadata) and stamp updated_ms."""
+        indexed = "name" in fields or "status" in fields
+        mark_ms = await self._index.mark(environment, resource_id) if indexed else None
         now_ms = self._clock()
         flat: list[str | int] = []
         for name, value in {**fields, "updated_ms": now_ms}.items():
@@ -76,16 +79,20 @@ class ResourceStore:
         reply = await self._scripts.update_resource(
             [keyspace.resource(_checked(resource_id))], [environment, resource_id, *flat]
         )
-        return from_flat(check(reply, now_ms)[1], ResourceRecord)
+        record = from_flat(check(reply, now_ms)[1], ResourceRecord)
+        if indexed:
+            await self._index.show(record, mark_ms)
+        return record
 
     async def delete(self, environment: str, resource_id: str) -> None:
         """Delete the resource with every slot, lock and booking it owns."""
         _checked(resource_id)
+        mark_ms = await self._index.mark(environment, resource_id)
         for _ in range(_STALE_RETRIES):
             reply = await self._delete_once(environment, resource_id)
             if reply[0] != "STALE":
                 check(reply, self._clock())
-                await self._redis.zrem(keyspace.environment_resources(environment), resource_id)
+                await self._index.drop(environment, resource_id, mark_ms)
                 return
         raise RuntimeError("resource deletion kept racing with slot changes")
 
@@ -116,42 +123,23 @@ class ResourceStore:
         """Every resource id of the environment's index (some may be gone or not yet there)."""
         return await members(self._redis, keyspace.environment_resources(environment))
 
-    async def list_all(self, environment: str) -> list[ResourceRecord]:
-        """Every resource of the environment, oldest first; clears dangling index entries."""
-        index_key = keyspace.environment_resources(environment)
-        resource_ids = await members(self._redis, index_key)
+    async def page(
+        self, environment: str, name: str | None, status: str | None, offset: int, limit: int
+    ) -> tuple[list[ResourceRecord], int]:
+        """Resources [offset, offset + limit) that pass the filters, oldest first; the total."""
+        resource_ids, total = await self._index.page(environment, name, status, offset, limit)
         if not resource_ids:
-            return []
+            return [], total
         pipe = self._redis.pipeline(transaction=False)
         for resource_id in resource_ids:
             pipe.hgetall(keyspace.resource(resource_id))
         hashes: list[dict[str, str]] = await pipe.execute()
-        records, dangling = [], []
-        for resource_id, fields in zip(resource_ids, hashes, strict=True):
-            if fields.get("id") == resource_id and fields.get("environment") == environment:
-                records.append(from_hash(fields, ResourceRecord))
-            elif not fields or fields.get("id") != resource_id:
-                dangling.append(resource_id)
-        await self._clear_dangling(index_key, dangling)
-        return records
-
-    async def _clear_dangling(self, index_key: str, resource_ids: list[str]) -> None:
-        # An entry is only dangling once its create has had time to finish; a
-        # resource being created right now must not lose its index entry.
-        settled_ms = self._clock() - 60_000
-        stale = (
-            [
-                resource_id
-                for resource_id, score in zip(
-                    resource_ids, await self._redis.zmscore(index_key, resource_ids), strict=True
-                )
-                if score is not None and score < settled_ms
-            ]
-            if resource_ids
-            else []
-        )
-        if stale:
-            await self._redis.zrem(index_key, *stale)
+        # A resource deleted since its id was listed is left out of the page.
+        return [
+            from_hash(fields, ResourceRecord)
+            for resource_id, fields in zip(resource_ids, hashes, strict=True)
+            if fields.get("id") == resource_id and fields.get("environment") == environment
+        ], total
 
 
 def _checked(resource_id: str) -> str:
