@@ -1,0 +1,157 @@
+"""Lists read from indexes: every filter, page and total equals brute force over all objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from service import keyspace
+from service.settings import Settings
+from service.store.client import RedisClient
+from tests.api import Api
+from tests.list_world import (
+    HOUR_MS,
+    World,
+    all_slots,
+    build,
+    check_every_list,
+    expected_slots,
+    instant,
+    listed,
+    lock,
+)
+from tests.test_bookings import ManualClock, expire_lock, open_api, redis_of, run
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The service's clock, moved by hand."""
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked_api(redis_client: RedisClient, clock: ManualClock) -> Iterator[Api]:
+    """The app on fakeredis or a real Redis, with the hand-moved clock."""
+    yield from open_api(redis_client, Settings(key_cache_s=0.0), clock)
+
+
+@pytest.fixture
+def world(clocked_api: Api, clock: ManualClock) -> World:
+    """Three resources of slots in every state."""
+    return build(clocked_api, clock)
+
+
+def test_every_list_equals_brute_force(clocked_api: Api, world: World) -> None:
+    """Slots, bookings and resources: every filter, every page and the total match brute force."""
+    check_every_list(clocked_api, world)
+
+
+def test_lists_follow_the_clock(clocked_api: Api, clock: ManualClock, world: World) -> None:
+    """With no request at all, locks end and booking windows close: the lists follow."""
+    clock.advance(60_000)  # the short locks end
+    check_every_list(clocked_api, world, limits=(4,))
+    clock.advance(3 * HOUR_MS)  # three more slots close for booking, the long locks end
+    check_every_list(clocked_api, world, limits=(4,))
+
+
+def test_lists_follow_locks_that_redis_expired(clocked_api: Api, world: World) -> None:
+    """A lock that Redis dropped at lock_until no longer keeps its slot from the available list."""
+    for slot_id in world.slot_ids:
+        expire_lock(clocked_api, slot_id)
+    check_every_list(clocked_api, world, limits=(5,))
+
+
+def test_lists_follow_every_kind_of_change(
+    clocked_api: Api, clock: ManualClock, world: World
+) -> None:
+    """Capacity, status, dates, moves, deletions, names and publication keep the lists exact."""
+    api, slots = clocked_api, world.slot_ids
+    api.ok("PATCH", f"/slots/{slots[2]}", {"capacity": 3})  # a full slot opens
+    api.ok("POST", f"/slots/{slots[3]}/enable")
+    api.ok("POST", f"/slots/{slots[0]}/disable")
+    moved_start = clock.now_ms + 100 * HOUR_MS
+    dates = {"start_date": instant(moved_start), "end_date": instant(moved_start + HOUR_MS)}
+    api.ok("PATCH", f"/slots/{slots[7]}", dates)
+    booking_id = world.booking_ids[0]
+    api.ok("POST", f"/bookings/{booking_id}/reschedule", {"target_slot_id": slots[7]})
+    api.ok("POST", f"/bookings/{world.booking_ids[1]}/reschedule", {"target_slot_id": slots[14]})
+    api.ok("DELETE", f"/bookings/{world.booking_ids[2]}")
+    world.booking_ids.remove(world.booking_ids[2])
+    api.ok("DELETE", f"/slots/{slots[10]}")
+    slots.remove(slots[10])
+    api.ok("POST", f"/slots/{slots[8]}/unlock", {"lock_key": f"key-{slots[8]}"})
+    free = next(slot["id"] for slot in all_slots(api, world) if slot["available"])
+    lock(api, clock, free, "late", 900)
+    api.ok("PATCH", f"/resources/{world.resource_ids[0]}", {"name": "Hall"})
+    api.ok("POST", f"/resources/{world.resource_ids[2]}/publish")
+    api.ok("POST", f"/resources/{world.resource_ids[1]}/convert-draft")
+    check_every_list(api, world, limits=(4,))
+    gone = world.resource_ids.pop(1)
+    api.ok("DELETE", f"/resources/{gone}")
+    world.slot_ids = [slot["id"] for slot in all_slots_left(api, world)]
+    world.booking_ids = [
+        booking_id
+        for booking_id in world.booking_ids
+        if api.call("GET", f"/bookings/{booking_id}").status_code == 200
+    ]
+    check_every_list(api, world, limits=(4,))
+
+
+def all_slots_left(api: Api, world: World) -> list[dict[str, object]]:
+    """The slots that still exist."""
+    kept = [s for s in world.slot_ids if api.call("GET", f"/slots/{s}").status_code == 200]
+    return [api.ok("GET", f"/slots/{slot_id}") for slot_id in kept]
+
+
+def test_deep_pages_of_a_large_resource(clocked_api: Api, clock: ManualClock) -> None:
+    """Pages deep into 240 slots, a third of them shut or locked, match brute force."""
+    api = clocked_api
+    resource_id = api.resource(name="Big")["id"]
+    specs = [
+        {
+            "start_date": instant(clock.now_ms + (hour + 1) * HOUR_MS),
+            "end_date": instant(clock.now_ms + (hour + 1) * HOUR_MS + HOUR_MS),
+            "capacity": 1,
+        }
+        for hour in range(240)
+    ]
+    made = api.ok("POST", "/slots", {"resource_id": resource_id, "slots": specs})
+    for position, slot in enumerate(made):
+        if position % 3 == 1:
+            api.ok("POST", "/bookings", {"slot_id": slot["id"]})
+        elif position % 9 == 2:
+            lock(api, clock, slot["id"], f"k{position}", 300)
+    world = World(resource_ids=[resource_id], slot_ids=[slot["id"] for slot in made])
+    slots = all_slots(api, world)
+    for params in ({}, {"available": "true"}, {"available": "false"}):
+        expected = expected_slots(slots, params)
+        for page in (1, 5, 9, 13, 40):
+            response = api.call("GET", "/slots", params={**params, "limit": 7, "page": page})
+            body = response.json()
+            assert body["meta"]["total"] == len(expected)
+            assert [s["id"] for s in body["data"]] == expected[(page - 1) * 7 : page * 7]
+
+
+def test_a_resource_change_cut_short_is_settled_by_the_next_list(
+    clocked_api: Api, clock: ManualClock, world: World
+) -> None:
+    """A crash between a resource's hash and its index entries never shows in a list."""
+    api, (first, second, _) = clocked_api, world.resource_ids
+    redis = redis_of(api)
+    changes = keyspace.environment_resource_changes("test")
+    # Published, but the index entries never heard of it.
+    run(api, redis.zadd, changes, {first: clock.now_ms})
+    run(api, redis.hset, keyspace.resource(first), "status", "draft")
+    # Deleted, but its index entries stayed.
+    run(api, redis.zadd, changes, {second: clock.now_ms})
+    run(api, redis.delete, keyspace.resource(second))
+    ids, total = listed(api, "/resources", {"status": "draft"}, 50)
+    assert first in ids
+    assert second not in ids
+    assert total == len(ids)
+    clock.advance(61_000)  # the marks are old: the dangling entries go for good
+    ids, total = listed(api, "/resources", {}, 50)
+    assert second not in ids
+    assert total == len(ids) == 2
+    assert run(api, redis.zcard, changes) == 0
