@@ -74,6 +74,11 @@ def lock_prefix(object_id: str) -> str:
     return f"{_tagged(object_id)}:lock:"
 
 
+def slot_bookings_prefix(object_id: str) -> str:
+    """What a slot id follows in its booking index's name (see slot_prefix)."""
+    return f"{_tagged(object_id)}:slot-bookings:"
+
+
 def booking_prefix(object_id: str) -> str:
     """What a booking id follows in its hash's name, in `object_id`'s tag (see slot_prefix)."""
     return f"{_tagged(object_id)}:booking:"

@@ -63,6 +63,7 @@ class Scripts:
     list_bookings: Any
     list_resources: Any
     index_resource: Any
+    index_slots: Any
 
     @classmethod
     def register(

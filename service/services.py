@@ -14,6 +14,7 @@ from service.settings import Settings
 from service.store.api_keys import KeyStore
 from service.store.bookings import BookingStore
 from service.store.client import RedisClient
+from service.store.migration import ListIndexMigration
 from service.store.reschedule import Rescheduler
 from service.store.resources import ResourceStore
 from service.store.slots import SlotStore
@@ -39,6 +40,8 @@ class Services:
     async def warm_up(self) -> None:
         """Load every script into Redis and import the provisioned API keys, if any."""
         await self.scripts.preload(self.redis)
+        # Builds the list indexes of data written by earlier versions, once (migration.py).
+        await ListIndexMigration(self.redis, self.scripts, self.resources.index).run()
         if self.settings.keys_file is not None:
             await import_key_file(self.keys, self.settings.keys_file)
 

@@ -174,6 +174,11 @@ def listed(api: Api, path: str, params: dict[str, str], limit: int) -> tuple[lis
     return ids, totals.pop()
 
 
+def present(**params: str | None) -> dict[str, str]:
+    """The query parameters that have a value."""
+    return {name: value for name, value in params.items() if value is not None}
+
+
 def check_every_list(api: Api, world: World, limits: tuple[int, ...] = (3, 50)) -> None:
     """Every filter of every list, page by page, equals brute force, totals included."""
     slots = all_slots(api, world)
@@ -187,8 +192,7 @@ def check_every_list(api: Api, world: World, limits: tuple[int, ...] = (3, 50)) 
         [None, *world.slot_ids[:8:3]],
         [None, *world.resource_ids],
     ):
-        params = {"status": status, "slot_id": slot_id, "resource_id": resource_id}
-        params = {name: value for name, value in params.items() if value is not None}
+        params = present(status=status, slot_id=slot_id, resource_id=resource_id)
         expected = expected_bookings(bookings, params)
         for limit in limits:
             assert listed(api, "/bookings", params, limit) == (expected, len(expected)), params
@@ -196,8 +200,7 @@ def check_every_list(api: Api, world: World, limits: tuple[int, ...] = (3, 50)) 
     for name, status in itertools.product(
         [None, "Court", "Hall", "Gym"], [None, "draft", "published"]
     ):
-        params = {"name": name, "status": status}
-        params = {key: value for key, value in params.items() if value is not None}
+        params = present(name=name, status=status)
         expected = expected_resources(resources, params)
         for limit in (1, 2, 50):
             assert listed(api, "/resources", params, limit) == (expected, len(expected)), params

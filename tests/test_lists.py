@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -98,7 +99,7 @@ def test_lists_follow_every_kind_of_change(
     check_every_list(api, world, limits=(4,))
 
 
-def all_slots_left(api: Api, world: World) -> list[dict[str, object]]:
+def all_slots_left(api: Api, world: World) -> list[dict[str, Any]]:
     """The slots that still exist."""
     kept = [s for s in world.slot_ids if api.call("GET", f"/slots/{s}").status_code == 200]
     return [api.ok("GET", f"/slots/{slot_id}") for slot_id in kept]

@@ -38,7 +38,7 @@ class ResourceStore:
         self._redis = redis
         self._scripts = scripts
         self._clock = clock
-        self._index = ResourceIndex(redis, scripts, clock)
+        self.index = ResourceIndex(redis, scripts, clock)
 
     async def create(self, environment: str, draft: ResourceDraft) -> ResourceRecord:
         """Store a new resource under a home tag of its own, and index it.
@@ -48,14 +48,14 @@ class ResourceStore:
         """
         for _ in range(_TAG_ATTEMPTS):
             record = _new_record(environment, draft, self._clock())
-            mark_ms = await self._index.mark(environment, record.id)
+            mark_ms = await self.index.mark(environment, record.id)
             reply = await self._scripts.create_resource(
                 [keyspace.resource(record.id)], to_flat(record)
             )
             if reply[0] == "OK":
-                await self._index.show(record, mark_ms)
+                await self.index.show(record, mark_ms)
                 return record
-            await self._index.drop(environment, record.id, mark_ms)
+            await self.index.drop(environment, record.id, mark_ms)
         raise RuntimeError("no free home tag after several draws")
 
     async def get(self, environment: str, resource_id: str) -> ResourceRecord:
@@ -71,7 +71,7 @@ class ResourceStore:
     ) -> ResourceRecord:
         """Set some fields (name, status, settings, metadata) and stamp updated_ms."""
         indexed = "name" in fields or "status" in fields
-        mark_ms = await self._index.mark(environment, resource_id) if indexed else None
+        mark_ms = await self.index.mark(environment, resource_id) if indexed else None
         now_ms = self._clock()
         flat: list[str | int] = []
         for name, value in {**fields, "updated_ms": now_ms}.items():
@@ -81,18 +81,18 @@ class ResourceStore:
         )
         record = from_flat(check(reply, now_ms)[1], ResourceRecord)
         if indexed:
-            await self._index.show(record, mark_ms)
+            await self.index.show(record, mark_ms)
         return record
 
     async def delete(self, environment: str, resource_id: str) -> None:
         """Delete the resource with every slot, lock and booking it owns."""
         _checked(resource_id)
-        mark_ms = await self._index.mark(environment, resource_id)
+        mark_ms = await self.index.mark(environment, resource_id)
         for _ in range(_STALE_RETRIES):
             reply = await self._delete_once(environment, resource_id)
             if reply[0] != "STALE":
                 check(reply, self._clock())
-                await self._index.drop(environment, resource_id, mark_ms)
+                await self.index.drop(environment, resource_id, mark_ms)
                 return
         raise RuntimeError("resource deletion kept racing with slot changes")
 
@@ -127,7 +127,7 @@ class ResourceStore:
         self, environment: str, name: str | None, status: str | None, offset: int, limit: int
     ) -> tuple[list[ResourceRecord], int]:
         """Resources [offset, offset + limit) that pass the filters, oldest first; the total."""
-        resource_ids, total = await self._index.page(environment, name, status, offset, limit)
+        resource_ids, total = await self.index.page(environment, name, status, offset, limit)
         if not resource_ids:
             return [], total
         pipe = self._redis.pipeline(transaction=False)
