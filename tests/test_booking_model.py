@@ -1,15 +1,19 @@
 """Random sequences of lock, book, cancel, enable, reschedule and more, against a plain model.
 
 A hypothesis state machine drives the in-process app over two resources of two
-slots each, and after every step checks that every counter, `available`, the
-lock state and the list of bookings agree with a few dicts that say what
-API.md promises, and that no slot ever holds more active bookings than places.
+slots each, with an injected clock that moves (ending locks and closing booking
+windows), and after every step checks that every counter, `available`, the lock
+state and every list (filtered, paged, with its total) agree with a few dicts that
+say what API.md promises, and that no slot ever holds more active bookings than
+places.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
@@ -28,13 +32,17 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
+from service.clock import parse_instant_ms
 from service.settings import Settings
 from service.store.client import RedisClient
-from tests.api import Api
+from tests.api import Api, iso
 from tests.redis_servers import RedisServer
 from tests.test_bookings import ManualClock, expire_lock, open_api, open_intents
 
 LOCK_KEYS = ["key-a", "key-b"]
+LOCK_S = 300
+LIST_CHECKS = list(itertools.product([None, 0, 1], ["true", "false"], [1, 2]))
+CLOSES_S = 20 * 3600  # the first resource closes booking 20 h before a slot starts
 SLOTS = strategies.integers(min_value=0, max_value=3)
 # Whose lock_key a request carries: none, the slot's current holder's (if locked), or a fixed one.
 KEYS = strategies.sampled_from(["none", "holder", *LOCK_KEYS])
@@ -50,13 +58,16 @@ RUNS = settings(
 
 @dataclass
 class SlotModel:
-    """What a slot should look like: its place count, status and lock holder."""
+    """What a slot should look like: its place count, status, lock holder and when it opens."""
 
     id: str
     resource: int
     capacity: int
+    start_ms: int
+    closes_ms: int  # booking closes then (the resource's booking_disabled_before)
     active: bool = True
     lock: str | None = None
+    lock_until_ms: int = 0
 
 
 @dataclass
@@ -85,8 +96,14 @@ class World:
         active = sum(1 for b in mine if b.status == "active")
         return len(mine), active, len(mine) - active
 
-    def place_refusal(self, slot: int, lock_key: str | None) -> str | None:
-        """The error code a new active booking gets on `slot`, or None: API.md's order."""
+    def place_refusal(self, slot: int, lock_key: str | None, now_ms: int) -> str | None:
+        """The error code a new booking (or a move) gets on `slot`, or None: API.md's order."""
+        if self.slots[slot].active and now_ms >= self.slots[slot].closes_ms:
+            return "E058"
+        return self.enable_refusal(slot, lock_key)
+
+    def enable_refusal(self, slot: int, lock_key: str | None) -> str | None:
+        """The error code enabling a cancelled booking gets (no booking window there)."""
         model = self.slots[slot]
         if not model.active:
             return "E051"
@@ -113,11 +130,13 @@ class BookingMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.clock = ManualClock()
         self._session: Iterator[Api] = open_api(
-            self.redis_factory(), Settings(key_cache_s=0.0), ManualClock()
+            self.redis_factory(), Settings(key_cache_s=0.0), self.clock
         )
         self.api = next(self._session)
         self.world = World()
+        self.checks = 0
 
     def teardown(self) -> None:
         """Stop the app (the generator closes the client on exit)."""
@@ -138,14 +157,20 @@ class BookingMachine(RuleBasedStateMachine):
 
     @initialize(capacities=strategies.lists(strategies.integers(1, 3), min_size=4, max_size=4))
     def build(self, capacities: list[int]) -> None:
-        """Two published resources with two slots each."""
-        for resource in range(2):
-            resource_id = self.api.resource(name=f"Room {resource}")["id"]
+        """Two published resources with two slots each; the first closes booking 20 h ahead."""
+        for resource, closes_s in enumerate((CLOSES_S, 0)):
+            resource_id = self.api.resource(
+                name=f"Room {resource}", booking_disabled_before=closes_s
+            )["id"]
             self.world.resource_ids.append(resource_id)
             for hours_ahead in (24, 48):
                 capacity = capacities[len(self.world.slots)]
                 slot = self.api.slot(resource_id, hours_ahead=hours_ahead, capacity=capacity)
-                self.world.slots.append(SlotModel(slot["id"], resource, capacity))
+                start_ms = parse_instant_ms(slot["start_date"])
+                model = SlotModel(
+                    slot["id"], resource, capacity, start_ms, start_ms - closes_s * 1000
+                )
+                self.world.slots.append(model)
 
     @rule(slot=SLOTS, lock_key=strategies.sampled_from(LOCK_KEYS))
     def lock(self, slot: int, lock_key: str) -> None:
@@ -158,9 +183,14 @@ class BookingMachine(RuleBasedStateMachine):
             expected = "E045"
         elif model.lock is None and self.world.active_on(slot) >= model.capacity:
             expected = "E049"
-        self.expect(self.api.lock(model.id, lock_key), expected)
+        until_ms = self.clock.now_ms + LOCK_S * 1000
+        body = {
+            "lock_key": lock_key,
+            "lock_until": iso(datetime.fromtimestamp(until_ms / 1000, UTC)),
+        }
+        self.expect(self.api.call("POST", f"/slots/{model.id}/lock", body, key="public"), expected)
         if expected is None:
-            model.lock = lock_key
+            model.lock, model.lock_until_ms = lock_key, until_ms
 
     @rule(slot=SLOTS, lock_key=strategies.sampled_from(LOCK_KEYS))
     def unlock(self, slot: int, lock_key: str) -> None:
@@ -177,6 +207,15 @@ class BookingMachine(RuleBasedStateMachine):
         expire_lock(self.api, self.world.slots[slot].id)
         self.world.slots[slot].lock = None
 
+    @rule(minutes=strategies.integers(1, 600))
+    def pass_time(self, minutes: int) -> None:
+        """The clock moves on: locks end at lock_until (Redis drops them), booking windows close."""
+        self.clock.advance(minutes * 60_000)
+        for model in self.world.slots:
+            if model.lock is not None and model.lock_until_ms <= self.clock.now_ms:
+                expire_lock(self.api, model.id)
+                model.lock = None
+
     @rule(target=bookings, slot=SLOTS, key=KEYS)
     def book(self, slot: int, key: str) -> Any:
         """Book; the holder's booking consumes the lock."""
@@ -185,7 +224,7 @@ class BookingMachine(RuleBasedStateMachine):
         if lock_key is not None:
             body["lock_key"] = lock_key
         response = self.api.call("POST", "/bookings", body, key="public")
-        expected = self.world.place_refusal(slot, lock_key)
+        expected = self.world.place_refusal(slot, lock_key, self.clock.now_ms)
         self.expect(response, expected)
         if expected is not None:
             return multiple()
@@ -215,7 +254,7 @@ class BookingMachine(RuleBasedStateMachine):
         if booking is not None:
             expected = None
             if booking.status == "cancelled":
-                expected = self.world.place_refusal(booking.slot, lock_key)
+                expected = self.world.enable_refusal(booking.slot, lock_key)
         self.expect(response, expected)
         if booking is not None and expected is None:
             booking.status = "active"
@@ -246,7 +285,7 @@ class BookingMachine(RuleBasedStateMachine):
         if booking is not None:
             expected = None
             if booking.status == "active":
-                expected = self.world.place_refusal(to, lock_key)
+                expected = self.world.place_refusal(to, lock_key, self.clock.now_ms)
         self.expect(response, expected)
         if booking is None or expected is not None:
             return
@@ -297,8 +336,44 @@ class BookingMachine(RuleBasedStateMachine):
             assert slot["num_active_bookings"] <= slot["capacity"] == model.capacity
             assert slot["status"] == ("active" if model.active else "disabled")
             assert (slot["locked_until"] is not None) == (model.lock is not None)
-            free = active < model.capacity
-            assert slot["available"] == (model.active and model.lock is None and free)
+            assert slot["available"] == self.available(index)
+
+    def available(self, slot: int) -> bool:
+        """API.md's `available` for one slot of the model, now."""
+        model = self.world.slots[slot]
+        free = self.world.active_on(slot) < model.capacity
+        is_open = self.clock.now_ms < model.closes_ms
+        return model.active and model.lock is None and free and is_open
+
+    @precondition(lambda self: self.world.slots)
+    @invariant()
+    def filtered_lists_agree(self) -> None:
+        """One `available`/resource/page combination, its total and one booking status list.
+
+        A different combination after each step (checking all of them every time would
+        multiply the run's length), so every run covers each of them many times.
+        """
+        self.checks += 1
+        resource, wanted, page = LIST_CHECKS[self.checks % len(LIST_CHECKS)]
+        chosen = sorted(
+            (model.start_ms, model.id)
+            for index, model in enumerate(self.world.slots)
+            if (resource is None or model.resource == resource)
+            and self.available(index) == (wanted == "true")
+        )
+        params: dict[str, Any] = {"available": wanted, "limit": 2, "page": page}
+        if resource is not None:
+            params["resource_id"] = self.world.resource_ids[resource]
+        body = self.api.call("GET", "/slots", params=params).json()
+        assert body["meta"]["total"] == len(chosen)
+        assert [slot["id"] for slot in body["data"]] == [
+            slot_id for _, slot_id in chosen[(page - 1) * 2 : page * 2]
+        ]
+        status = ("active", "cancelled")[self.checks % 2]
+        listed = self.api.call("GET", "/bookings", params={"status": status, "limit": 50}).json()
+        expected = {b for b, model in self.world.bookings.items() if model.status == status}
+        assert {booking["id"] for booking in listed["data"]} == expected
+        assert listed["meta"]["total"] == len(expected)
 
     @precondition(lambda self: self.world.slots)
     @invariant()
