@@ -22,7 +22,7 @@ from service.hot_routes import HotRoutes
 from service.idempotency import Idempotency
 from service.logs import AccessLog
 from service.middleware import RequestContext
-from service.outage import OUTAGE_ERRORS
+from service.outage import OUTAGE_ERRORS, OutageLog
 from service.ratelimit import FLUSH_INTERVAL_S
 from service.responses import failure
 from service.routes import bookings, ops, resources, slots
@@ -48,15 +48,19 @@ async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: s
     """
     this_task = asyncio.current_task()
     assert this_task is not None
+    outage = OutageLog(name)  # one line when the job's outage starts, one when it ends
     while not this_task.cancelling():
         await asyncio.sleep(interval_s)
         try:
             await job()
-        except OUTAGE_ERRORS:
-            pass  # the request path already reports the outage; try again next round
+        except OUTAGE_ERRORS as error:
+            outage.failure(error)  # try again next round
+            continue
         except Exception:
             if not this_task.cancelling():
                 logger.exception("%s failed; trying again next round", name)
+            continue
+        outage.success()
 
 
 class SlotlockApp(Starlette):
@@ -128,9 +132,10 @@ def create_app(
     handlers = {ApiError: api_error, HTTPException: http_error} | dict.fromkeys(
         OUTAGE_ERRORS, redis_down
     )
+    # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
+    routes = [*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES]
     app = SlotlockApp(
-        # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
-        routes=[*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES],
+        routes=routes,
         middleware=[
             Middleware(
                 RequestContext,
@@ -138,7 +143,7 @@ def create_app(
                 on_answer=found.outage.success,
             ),
             Middleware(HotRoutes, routes=slots.HOT_ROUTES, exception_handlers=handlers),
-            Middleware(Idempotency, services=found),
+            Middleware(Idempotency, services=found, routes=routes),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,

@@ -22,11 +22,20 @@ class PersistenceError(redis_errors.ResponseError):
     """MISCONF: Redis cannot persist to disk and refuses writes until it can again."""
 
 
+class BusyScriptError(redis_errors.ResponseError):
+    """BUSY: Redis runs someone else's script past its busy-reply-threshold.
+
+    Until that script ends (or SCRIPT KILL stops it) Redis answers every command so,
+    reads included; nothing was run. Not BusyLoadingError, which is LOADING.
+    """
+
+
 # redis-py has no class for these replies and raises a bare ResponseError (a 500);
 # its parsers, and the raw connection's (service/store/raw_redis.py), look reply
 # codes up in this table.
 BaseParser.EXCEPTION_CLASSES.setdefault("NOREPLICAS", NoReplicasError)
 BaseParser.EXCEPTION_CLASSES.setdefault("MISCONF", PersistenceError)
+BaseParser.EXCEPTION_CLASSES.setdefault("BUSY", BusyScriptError)
 
 
 def classify_reply_error(error: redis_errors.ResponseError) -> redis_errors.ResponseError:
@@ -45,6 +54,7 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.ReadOnlyError,  # a demoted master during failover
     NoReplicasError,  # a master cut off from its replicas (min-replicas-to-write)
     PersistenceError,  # a disk Redis cannot write to
+    BusyScriptError,  # another client's long script holds Redis
     redis_errors.OutOfMemoryError,  # a full Redis: nothing the client can fix, retry later
     redis_errors.MovedError,
     redis_errors.AskError,
@@ -55,22 +65,32 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class OutageLog:
-    """Logs the start and the end of an outage, not every failed request in between."""
+    """Logs the start and the end of an outage, not every failed request in between.
 
-    def __init__(self) -> None:
+    `who` names what met the outage in the log line: the request path (empty) or
+    a background job, each of which keeps a log of its own, so that a job that
+    fails every tick logs once, as the requests do.
+    """
+
+    def __init__(self, who: str = "") -> None:
         self.in_outage = False
         self.failed_requests = 0
+        self._prefix = f"{who}: " if who else ""
 
     def failure(self, error: BaseException) -> None:
         """A request failed because Redis did not answer."""
         self.failed_requests += 1
         if not self.in_outage:
             self.in_outage = True
-            logger.error("redis unreachable: %s: %s", type(error).__name__, error)
+            logger.error("%sredis unreachable: %s: %s", self._prefix, type(error).__name__, error)
 
     def success(self) -> None:
         """A request reached Redis again."""
         if self.in_outage:
             self.in_outage = False
-            logger.warning("redis reachable again after %d failed requests", self.failed_requests)
+            logger.warning(
+                "%sredis reachable again after %d failed requests",
+                self._prefix,
+                self.failed_requests,
+            )
             self.failed_requests = 0
