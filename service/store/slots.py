@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from service import keyspace
 from service.clock import Clock
-from service.errors import ResourceNotFound, SlotNotFound, StoreUnavailable
+from service.errors import ResourceNotFound, SlotNotFound
 from service.ids import canonical_id, new_child_id
 from service.records import SlotRecord, to_flat
 from service.scripts import Scripts
 from service.store.client import RedisClient, members, read_slot_views
-from service.store.refusals import check
+from service.store.refusals import check, stale_attempts
 from service.views import SlotView
 
 
@@ -88,7 +88,7 @@ class SlotStore:
         now_ms = self._clock()
         records = [_new_record(environment, resource_id, draft, now_ms) for draft in drafts]
         field_count = len(to_flat(records[0]))
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the slots of this resource"):
             neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
             keys = [keyspace.resource(resource_id), keyspace.resource_slots(resource_id)]
             args: list[str | int] = [environment, field_count]
@@ -100,7 +100,7 @@ class SlotStore:
                 check(reply, now_ms)
                 published, disabled_before_s = reply[1] == "published", int(reply[2])
                 return [SlotView(record, 0, published, disabled_before_s) for record in records]
-        raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def _neighbours(self, resource_id: str, ends: list[tuple[int, str]]) -> list[str]:
         """For each (end_ms, id to skip): the slot starting last before end_ms, or ""."""
@@ -118,7 +118,7 @@ class SlotStore:
     async def update(self, environment: str, slot_id: str, changes: SlotChanges) -> SlotView:
         """Apply a PATCH in one script: range, overlap and capacity checked there."""
         view_keys = _view_keys(slot_id)
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the slots of this resource"):
             end_ms = changes.end_ms
             if end_ms is None:
                 end_ms = int(await self._redis.hget(keyspace.slot(slot_id), "end_ms") or 0)
@@ -142,7 +142,7 @@ class SlotStore:
             reply = await self._scripts.update_slot(keys, args)
             if reply[0] != "STALE":
                 return SlotView.from_script(check(reply, now_ms)[1])
-        raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
@@ -154,7 +154,7 @@ class SlotStore:
 
     async def delete(self, environment: str, slot_id: str) -> None:
         """Delete a slot without active bookings, with its cancelled bookings."""
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the bookings of this slot"):
             booking_ids = await members(self._redis, keyspace.slot_bookings(slot_id))
             keys = [
                 *_view_keys(slot_id),
@@ -167,7 +167,7 @@ class SlotStore:
             if reply[0] != "STALE":
                 check(reply, self._clock())
                 return
-        raise RuntimeError("slot deletion kept racing with booking changes")
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def matching(
         self, environment: str, resource_ids: list[str], where: SlotFilter
@@ -192,9 +192,6 @@ class SlotStore:
     def now_ms(self) -> int:
         """The store's clock, for callers that render views."""
         return self._clock()
-
-
-_STALE_RETRIES = 8
 
 
 def _passes(view: SlotView, where: SlotFilter, now_ms: int) -> bool:
