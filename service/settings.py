@@ -56,6 +56,7 @@ class Settings:
     rate_limit_public: RateLimit = RateLimit(1000, 1)
     rate_limit_secret: RateLimit = RateLimit(10000, 1)
     max_body_bytes: int = 65536
+    max_header_bytes: int = 16384
     key_cache_s: float = 2.0
     data_dir: Path = Path(".slotlock")
     keys_file: Path | None = None
@@ -81,6 +82,7 @@ class Settings:
                 "SLOTLOCK_RATE_LIMIT_SECRET", RateLimit.parse, RateLimit(10000, 1)
             ),
             max_body_bytes=reader.read("SLOTLOCK_MAX_BODY_BYTES", _positive(int), 65536),
+            max_header_bytes=reader.read("SLOTLOCK_MAX_HEADER_BYTES", _positive(int), 16384),
             key_cache_s=reader.read("SLOTLOCK_KEY_CACHE_S", _bounded_float(0.0, 5.0), 2.0),
             data_dir=reader.read("SLOTLOCK_DATA_DIR", Path, Path(".slotlock")),
             keys_file=reader.read("SLOTLOCK_KEYS_FILE", Path, None),
