@@ -37,8 +37,13 @@ HEAL_INTERVAL_S = 5.0
 GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700 allocations
 
 
-async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+async def every(
+    interval_s: float, job: Callable[[], Awaitable[object]], name: str, outage: OutageLog
+) -> None:
     """Run a background job every `interval_s` until its task is cancelled.
+
+    An outage it meets goes to the process's outage log, once, like the requests'
+    (a job that returns False did not reach Redis, so it tells nothing of it).
 
     A cancellation can be lost inside the job: on Python 3.11, redis-py's commands can
     swallow a CancelledError that arrives as they finish (asyncio.wait_for's race,
@@ -48,11 +53,10 @@ async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: s
     """
     this_task = asyncio.current_task()
     assert this_task is not None
-    outage = OutageLog(name)  # one line when the job's outage starts, one when it ends
     while not this_task.cancelling():
         await asyncio.sleep(interval_s)
         try:
-            await job()
+            reached_redis = await job()
         except OUTAGE_ERRORS as error:
             outage.failure(error)  # try again next round
             continue
@@ -60,7 +64,8 @@ async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: s
             if not this_task.cancelling():
                 logger.exception("%s failed; trying again next round", name)
             continue
-        outage.success()
+        if reached_redis is not False:
+            outage.success()
 
 
 class SlotlockApp(Starlette):
@@ -101,9 +106,13 @@ def create_app(
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         jobs = [
             # Settles half-done cross-resource reschedules, in every pod.
-            asyncio.create_task(every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer")),
+            asyncio.create_task(
+                every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer", found.outage)
+            ),
             # Shares this pod's rate-limit counts with the others.
-            asyncio.create_task(every(FLUSH_INTERVAL_S, found.rate_limiter.flush, "rate limits")),
+            asyncio.create_task(
+                every(FLUSH_INTERVAL_S, found.rate_limiter.flush, "rate limits", found.outage)
+            ),
         ]
         yield
         for job in jobs:
