@@ -1,3 +1,4 @@
+#!lua
 --[[
 create_slots: add one or many slots to a resource, all or nothing.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 update_resource: set some fields of a resource (its name, status, settings, metadata).
 
