@@ -24,6 +24,7 @@ from service.logs import AccessLog
 from service.middleware import RequestContext
 from service.outage import OUTAGE_ERRORS, OutageLog
 from service.ratelimit import FLUSH_INTERVAL_S
+from service.readiness import CHECK_INTERVAL_S
 from service.responses import failure
 from service.routes import bookings, ops, resources, slots
 from service.services import Services
@@ -95,7 +96,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            await found.warm_up()
+            await found.readiness.warm_up()
+            await found.readiness.check()  # logs an evicting policy or a replica at once
         except OUTAGE_ERRORS as error:
             # Start anyway: /readyz stays 503 and warms up once Redis answers.
             logger.error("redis unreachable at start-up: %s", type(error).__name__)
@@ -108,6 +110,10 @@ def create_app(
             # Settles half-done cross-resource reschedules, in every pod.
             asyncio.create_task(
                 every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer", found.outage)
+            ),
+            # Notices an eviction policy or a role changed at run time, even unprobed.
+            asyncio.create_task(
+                every(CHECK_INTERVAL_S, found.readiness.check, "readiness", found.outage)
             ),
             # Shares this pod's rate-limit counts with the others.
             asyncio.create_task(
