@@ -60,6 +60,8 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         self.max_head_bytes = _max_head_bytes
         self._awaiting_head = True  # no head since the last request ended (or ever)
         self._head_bytes = 0  # received for the head under way, in earlier reads
+        self._read_bytes = 0  # the read being parsed now
+        self._began_in_this_read = False  # whether the head under way began in it
         self._heads_done = 0
         self._refused = False
 
@@ -78,6 +80,8 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
             return
         heads_done = self._heads_done
         awaiting_head = self._awaiting_head
+        self._read_bytes = len(data)
+        self._began_in_this_read = False
         super().data_received(data)
         if self._heads_done != heads_done:
             self._head_bytes = 0
@@ -90,11 +94,20 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._heads_done += 1
         self._awaiting_head = False
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.max_head_bytes:
+        # A head that began in this read and came in a read within the limit cannot be
+        # larger: that spares every usual request (one small read) the exact sum.
+        fits = self._began_in_this_read and self._read_bytes <= self.max_head_bytes
+        if not fits and self._head_size() > self.max_head_bytes:
             self._refused = True  # answered once the parser returns; the app never sees it
             return
         super().on_headers_complete()
+
+    def on_message_begin(self) -> None:
+        self._began_in_this_read = True
+        super().on_message_begin()
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:

@@ -232,11 +232,28 @@ def test_the_limit_is_per_request_on_a_kept_alive_connection() -> None:
     assert b"".join(socket.writes).count(b"hello ann") == 3
 
 
+def test_a_large_head_begun_behind_another_request_is_refused() -> None:
+    """A 30 KB head that starts in the read of a small request and ends in the next: 431."""
+    second = get("/hello/bob", "x-big: " + "a" * 30_000)
+    socket = asyncio.run(serve_reads([get("/hello/ann") + second[:15_000], second[15_000:]]))
+    sent = b"".join(socket.writes)
+    assert b"hello ann" in sent
+    assert b"HTTP/1.1 431 " in sent
+    assert b"hello bob" not in sent
+    assert socket.closed
+
+
 def test_the_uvicorn_names_the_protocol_relies_on_are_still_there() -> None:
     """uvicorn still has the parser callbacks and attributes http_protocol.py overrides or reads."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    for name in ("data_received", "on_headers_complete", "on_body", "on_message_complete"):
+    for name in (
+        "data_received",
+        "on_message_begin",
+        "on_headers_complete",
+        "on_body",
+        "on_message_complete",
+    ):
         assert callable(getattr(HttpToolsProtocol, name))
 
     async def begun() -> OneWriteHttpToolsProtocol:
