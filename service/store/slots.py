@@ -98,8 +98,11 @@ class SlotStore:
             reply = await self._scripts.create_slots(keys, args)
             if reply[0] != "STALE":
                 check(reply, now_ms)
-                published, disabled_before_s = reply[1] == "published", int(reply[2])
-                return [SlotView(record, 0, published, disabled_before_s) for record in records]
+                _, status, disabled_before_s, timezone = reply
+                return [
+                    SlotView(record, 0, status == "published", int(disabled_before_s), timezone)
+                    for record in records
+                ]
         raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
 
     async def _neighbours(self, resource_id: str, ends: list[tuple[int, str]]) -> list[str]:
