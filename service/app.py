@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from service.clock import Clock, system_clock_ms
+from service.cors import cors_middleware
 from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
 from service.hot_routes import HotRoutes
 from service.idempotency import Idempotency
@@ -132,6 +133,9 @@ def create_app(
         # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
         routes=[*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES],
         middleware=[
+            # Outermost, so that every answer, even RequestContext's E001, is readable
+            # cross-origin; preflights are answered here, without a key.
+            cors_middleware(settings),
             Middleware(
                 RequestContext,
                 access_log=AccessLog.for_this_process(),
