@@ -83,6 +83,14 @@ def api_with() -> Iterator[Callable[[Settings], Api]]:
         client.__exit__(None, None, None)
 
 
+def test_options_that_is_no_preflight_is_405_with_cors_once(api: Api) -> None:
+    """OPTIONS without Access-Control-Request-Method is no preflight: 405 E002, readable."""
+    response = api.call("OPTIONS", "/slots", key="none", headers={"origin": PAGE})
+    assert error_of(response) == (405, "E002")
+    readable(response)
+    assert response.headers.get_list("access-control-allow-origin") == ["*"]
+
+
 def test_preflight_is_not_rate_limited(api_with: Callable[[Settings], Api]) -> None:
     """With the public key's limit spent, preflights still answer 204, and they spend nothing."""
     api = api_with(Settings(key_cache_s=0.0, rate_limit_public=RateLimit(1, 60)))
