@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from service.clock import Clock, system_clock_ms
+from service.cors import CorsPolicy, Preflights
 from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
 from service.hot_routes import HotRoutes
 from service.idempotency import Idempotency
@@ -144,6 +145,7 @@ def create_app(
         retry_after_s = settings.retry_after_s
         return failure(StoreUnavailable("Redis is unreachable; retry", retry_after_s=retry_after_s))
 
+    cors = CorsPolicy(settings.cors_origins)
     handlers = {ApiError: api_error, HTTPException: http_error} | dict.fromkeys(
         OUTAGE_ERRORS, redis_down
     )
@@ -152,10 +154,13 @@ def create_app(
     app = SlotlockApp(
         routes=routes,
         middleware=[
+            # CORS preflights, answered ahead of everything (no key, no rate limit).
+            Middleware(Preflights, policy=cors),
             Middleware(
                 RequestContext,
                 access_log=AccessLog.for_this_process(),
                 on_answer=found.outage.success,
+                cors_headers=cors.answer_headers,
             ),
             Middleware(HotRoutes, routes=slots.HOT_ROUTES, exception_handlers=handlers),
             Middleware(Idempotency, services=found, routes=routes),

@@ -25,6 +25,11 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "SLOTLOCK_KEYS_FILE": ("/run/keys.json", "keys_file", Path("/run/keys.json")),
     "SLOTLOCK_LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "SLOTLOCK_REPLICA_ACKS": ("1", "replica_acks", 1),
+    "SLOTLOCK_CORS_ORIGINS": (
+        "https://shop.example, http://127.0.0.1:8080",
+        "cors_origins",
+        ("https://shop.example", "http://127.0.0.1:8080"),
+    ),
 }
 
 BAD_VALUES: list[tuple[str, str]] = [
@@ -45,6 +50,13 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("SLOTLOCK_LOG_LEVEL", "LOUD"),
     ("SLOTLOCK_REPLICA_ACKS", "-1"),
     ("SLOTLOCK_REPLICA_ACKS", "all"),
+    ("SLOTLOCK_CORS_ORIGINS", "shop.example"),  # no scheme
+    ("SLOTLOCK_CORS_ORIGINS", "https://shop.example/"),  # a browser never sends the slash
+    ("SLOTLOCK_CORS_ORIGINS", "https://Shop.example"),  # nor upper case
+    ("SLOTLOCK_CORS_ORIGINS", "https://shop.example/checkout"),
+    ("SLOTLOCK_CORS_ORIGINS", "https://a.example,,https://b.example"),
+    ("SLOTLOCK_CORS_ORIGINS", "https://a.example;https://b.example"),
+    ("SLOTLOCK_CORS_ORIGINS", "*,https://a.example"),
 ]
 
 
@@ -70,6 +82,7 @@ def test_defaults_are_the_documented_production_values() -> None:
     assert settings.max_header_bytes == 16384
     assert settings.log_level == "INFO"
     assert settings.keys_file is None
+    assert settings.cors_origins == ("*",)
 
 
 def test_from_env_with_nothing_equals_the_class_defaults() -> None:

@@ -98,8 +98,11 @@ class SlotStore:
             reply = await self._scripts.create_slots(keys, args)
             if reply[0] != "STALE":
                 check(reply, now_ms)
-                published, disabled_before_s = reply[1] == "published", int(reply[2])
-                return [SlotView(record, 0, published, disabled_before_s) for record in records]
+                _, status, disabled_before_s, timezone = reply
+                return [
+                    SlotView(record, 0, status == "published", int(disabled_before_s), timezone)
+                    for record in records
+                ]
         raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def _neighbours(self, resource_id: str, ends: list[tuple[int, str]]) -> list[str]:
