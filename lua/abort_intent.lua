@@ -1,3 +1,4 @@
+#!lua
 --[[
 abort_intent: the healer's first word on a stale move, said on the source: either
 the source already released the booking to this move (then the move goes

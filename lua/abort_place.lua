@@ -1,3 +1,4 @@
+#!lua
 --[[
 abort_place: undo a target reservation whose move was aborted; the record becomes a
 forwarding address back to the source, where the booking still lives.

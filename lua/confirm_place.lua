@@ -1,3 +1,4 @@
+#!lua
 --[[
 confirm_place: step 3 of a move to another resource: the reservation becomes the
 booking, joins the target's lists, and consumes the mover's lock on the target.

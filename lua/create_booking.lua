@@ -1,3 +1,4 @@
+#!lua
 --[[
 create_booking: book one place in a slot; a matching lock is released in the same step.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 create_resource: store a new resource under a home tag nobody else holds.
 

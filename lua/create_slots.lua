@@ -1,3 +1,4 @@
+#!lua
 --[[
 create_slots: add one or many slots to a resource, all or nothing.
 
@@ -12,7 +13,7 @@ create_slots: add one or many slots to a resource, all or nothing.
                          (the new slots were checked against each other by the caller)
 
 Returns:
-  {"OK", resource status, booking_disabled_before}
+  {"OK", resource status, booking_disabled_before, timezone}
   {"RESOURCE_NOT_FOUND"}
   {"OVERLAP", slot id}   a new slot overlaps this existing one; nothing was written
   {"STALE"}              a neighbour changed since the caller read it: read again
@@ -45,5 +46,5 @@ for i = 0, slot_count - 1 do
   redis.call('ZADD', starts_key, band_score(ARGV[at + 1], true), ARGV[at])
 end
 redis.call('HINCRBY', resource_key, 'num_slots', slot_count)
-local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before')
-return {'OK', resource[1], resource[2]}
+local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before', 'timezone')
+return {'OK', resource[1], resource[2], resource[3] or 'UTC'}

@@ -1,3 +1,4 @@
+#!lua
 --[[
 delete_booking: remove a booking for good, and its weight from the counters.
 

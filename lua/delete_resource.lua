@@ -1,3 +1,4 @@
+#!lua
 --[[
 delete_resource: remove a resource with every slot, lock and booking it owns.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 delete_slot: remove a slot that has no active bookings, with its lock and its
 cancelled bookings, and take them out of the resource's counters.

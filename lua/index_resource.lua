@@ -1,3 +1,4 @@
+#!lua
 --[[
 index_resource: bring an environment's resource indexes up to one revision of a resource,
 unless they already show a later one. A resource's hash lives in its own hash tag and its

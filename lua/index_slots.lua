@@ -1,3 +1,4 @@
+#!lua
 --[[
 index_slots: one step of the start-up migration to the list indexes, for one resource:
 the next slots by start of an index written before them (every score a plain start) get

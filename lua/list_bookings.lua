@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 list_bookings: one page of a resource's (or one slot's) bookings by creation, filtered by
 status, with the exact number that match, in one atomic step.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 list_resources: one page of an environment's resource ids by creation, filtered by name
 and status, with the exact number that match, in one atomic step.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 list_slots: one page of a resource's slots, filtered, with the exact number that match,
 read in one atomic step (see the README's key schema for why it is exact).
@@ -18,7 +19,7 @@ read in one atomic step (see the README's key schema for why it is exact).
   ARGV[8] with_views     "1": each slot's view; "0": each slot's start and id only
 
 Returns:
-  {"OK", total, resource status, booking_disabled_before, then per slot:
+  {"OK", total, resource status, booking_disabled_before, resource timezone, then per slot:
    with_views: slot fields as JSON, locked_until_ms (0 if unlocked); else: start_ms, slot id}
   {"NO_RESOURCE"}        no such resource in this environment: an empty list
 ]]
@@ -31,7 +32,7 @@ local environment, now_ms, available = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local from_ms, until_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local offset, limit, with_views = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1'
 
-local resource = redis.call('HMGET', resource_key, 'environment', 'status', 'booking_disabled_before')
+local resource = redis.call('HMGET', resource_key, 'environment', 'status', 'booking_disabled_before', 'timezone')
 if resource[1] ~= environment then
   return {'NO_RESOURCE'}
 end
@@ -91,7 +92,7 @@ else
   end
 end
 
-local reply = {'OK', source.count, resource[2] or '', resource[3] or '0'}
+local reply = {'OK', source.count, resource[2] or '', resource[3] or '0', resource[4] or 'UTC'}
 for _, item in ipairs(source.at(offset, limit)) do
   if with_views then
     local locked_until_ms = redis.call('PEXPIRETIME', lock_prefix .. item[2])

@@ -1,3 +1,4 @@
+#!lua
 --[[
 lock_slot: take the lock on a slot, or move the lock its holder already has.
 

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 read_slot: one slot with its lock and its resource's booking window.
 

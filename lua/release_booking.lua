@@ -1,3 +1,4 @@
+#!lua
 --[[
 release_booking: step 2 of a move to another resource: the source gives the booking
 up and keeps a forwarding address to the target. Refused once the healer has

@@ -1,3 +1,4 @@
+#!lua
 --[[
 reschedule_booking: move a booking to another slot of the same resource, all or nothing.
 (Slots of two resources live on two shards; see the README's reschedule saga.)

@@ -1,3 +1,4 @@
+#!lua
 --[[
 reserve_place: step 1 of a move to another resource's slot: hold a place on the
 target for a booking that still lives on its source. The reservation counts in

@@ -1,3 +1,4 @@
+#!lua
 --[[
 set_booking_status: cancel a booking (frees its place) or enable it again (takes a
 place if one is free and no other key holds the slot's lock). Setting the status

@@ -1,3 +1,4 @@
+#!lua
 --[[
 set_slot_status: enable or disable a slot. A lock in place stays; a disabled slot
 cannot be locked or booked until it is enabled again.

@@ -1,3 +1,4 @@
+#!lua
 --[[
 unlock_slot: release a slot's lock if the caller holds it; compare and delete in one step.
 

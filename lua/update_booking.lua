@@ -1,3 +1,4 @@
+#!lua
 --[[
 update_booking: replace a booking's metadata.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 update_resource: set some fields of a resource (its name, status, settings, metadata), and
 count the change in its revision (index_resource keeps the latest revision it is given).

@@ -1,3 +1,4 @@
+#!lua
 --[[
 update_slot: change a slot's dates, capacity, lockable flag or metadata.
 

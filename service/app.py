@@ -17,13 +17,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from service.clock import Clock, system_clock_ms
+from service.cors import CorsPolicy, Preflights
 from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
 from service.hot_routes import HotRoutes
 from service.idempotency import Idempotency
 from service.logs import AccessLog
 from service.middleware import RequestContext
-from service.outage import OUTAGE_ERRORS
+from service.outage import OUTAGE_ERRORS, OutageLog
 from service.ratelimit import FLUSH_INTERVAL_S
+from service.readiness import CHECK_INTERVAL_S
 from service.responses import failure
 from service.routes import bookings, ops, resources, slots
 from service.services import Services
@@ -37,8 +39,13 @@ HEAL_INTERVAL_S = 5.0
 GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700 allocations
 
 
-async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+async def every(
+    interval_s: float, job: Callable[[], Awaitable[object]], name: str, outage: OutageLog
+) -> None:
     """Run a background job every `interval_s` until its task is cancelled.
+
+    An outage it meets goes to the process's outage log, once, like the requests'
+    (a job that returns False did not reach Redis, so it tells nothing of it).
 
     A cancellation can be lost inside the job: on Python 3.11, redis-py's commands can
     swallow a CancelledError that arrives as they finish (asyncio.wait_for's race,
@@ -51,12 +58,16 @@ async def every(interval_s: float, job: Callable[[], Awaitable[object]], name: s
     while not this_task.cancelling():
         await asyncio.sleep(interval_s)
         try:
-            await job()
-        except OUTAGE_ERRORS:
-            pass  # the request path already reports the outage; try again next round
+            reached_redis = await job()
+        except OUTAGE_ERRORS as error:
+            outage.failure(error)  # try again next round
+            continue
         except Exception:
             if not this_task.cancelling():
                 logger.exception("%s failed; trying again next round", name)
+            continue
+        if reached_redis is not False:
+            outage.success()
 
 
 class SlotlockApp(Starlette):
@@ -86,7 +97,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            await found.warm_up()
+            await found.readiness.warm_up()
+            await found.readiness.check()  # logs an evicting policy or a replica at once
         except OUTAGE_ERRORS as error:
             # Start anyway: /readyz stays 503 and warms up once Redis answers.
             logger.error("redis unreachable at start-up: %s", type(error).__name__)
@@ -97,9 +109,17 @@ def create_app(
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         jobs = [
             # Settles half-done cross-resource reschedules, in every pod.
-            asyncio.create_task(every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer")),
+            asyncio.create_task(
+                every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer", found.outage)
+            ),
+            # Notices an eviction policy or a role changed at run time, even unprobed.
+            asyncio.create_task(
+                every(CHECK_INTERVAL_S, found.readiness.check, "readiness", found.outage)
+            ),
             # Shares this pod's rate-limit counts with the others.
-            asyncio.create_task(every(FLUSH_INTERVAL_S, found.rate_limiter.flush, "rate limits")),
+            asyncio.create_task(
+                every(FLUSH_INTERVAL_S, found.rate_limiter.flush, "rate limits", found.outage)
+            ),
         ]
         yield
         for job in jobs:
@@ -125,20 +145,25 @@ def create_app(
         retry_after_s = settings.retry_after_s
         return failure(StoreUnavailable("Redis is unreachable; retry", retry_after_s=retry_after_s))
 
+    cors = CorsPolicy(settings.cors_origins)
     handlers = {ApiError: api_error, HTTPException: http_error} | dict.fromkeys(
         OUTAGE_ERRORS, redis_down
     )
+    # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
+    routes = [*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES]
     app = SlotlockApp(
-        # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
-        routes=[*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES],
+        routes=routes,
         middleware=[
+            # CORS preflights, answered ahead of everything (no key, no rate limit).
+            Middleware(Preflights, policy=cors),
             Middleware(
                 RequestContext,
                 access_log=AccessLog.for_this_process(),
                 on_answer=found.outage.success,
+                cors_headers=cors.answer_headers,
             ),
             Middleware(HotRoutes, routes=slots.HOT_ROUTES, exception_handlers=handlers),
-            Middleware(Idempotency, services=found),
+            Middleware(Idempotency, services=found, routes=routes),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,

@@ -300,7 +300,6 @@ def _boolean(raw: str) -> bool:
 
 
 def _memory_redis() -> RedisClient:
-    import fakeredis  # imported here: only the in-memory form needs it
+    from service.fake_redis import fake_redis  # imported here: only memory:// needs it
 
-    client: RedisClient = fakeredis.FakeAsyncRedis(decode_responses=True)
-    return client
+    return fake_redis()

@@ -12,6 +12,7 @@ ApiError                       (status, code, message)
 +-- BookingNotFound     404    E048
 +-- ResourceNotFound    404    E052
 +-- BodyTooLarge        413    E102
++-- HeadersTooLarge     431    E105 (answered by service/http_protocol.py)
 +-- Unprocessable       422    E022 E023 E024 E044 E045 E046 E049 E050 E051
 |                              E058 E060 E061 E100 E101 E104
 +-- RateLimited         429    E062 (Retry-After)
@@ -80,6 +81,10 @@ class ResourceNotFound(ApiError):
 
 class BodyTooLarge(ApiError):
     status, code = 413, "E102"
+
+
+class HeadersTooLarge(ApiError):
+    status, code = 431, "E105"
 
 
 class Unprocessable(ApiError):

@@ -7,6 +7,15 @@ worker. This protocol gives uvicorn a transport that gathers what is written in
 one turn of the event loop and hands it to the socket at the end of that turn.
 A response written in one go (all of ours) leaves in one system call; nothing
 waits longer than the current turn.
+
+It also bounds what a connection may send before its request's head is
+complete (SLOTLOCK_MAX_HEADER_BYTES, 16 KiB): past that it answers 431 E105 and
+closes, instead of letting httptools gather a header of any size (three
+connections trickling 50 MB headers grew a worker by 146 MB).
+
+It uses uvicorn's private parser callbacks (`on_headers_complete`, `on_body`,
+`on_message_complete`, `url`, `headers`): pyproject pins uvicorn's upper bound,
+and tests/test_http_protocol.py checks that the names are still there.
 """
 
 from __future__ import annotations
@@ -16,13 +25,109 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.errors import HeadersTooLarge
+from service.responses import HARDENING_HEADERS, failure
+
+DEFAULT_MAX_HEAD_BYTES = 16384
+# After a 431 the connection reads and drops what the client still sends, for this
+# long, before it closes: closing with unread bytes makes the kernel send a reset,
+# which can destroy the answer before the client reads it.
+LINGER_S = 1.0
+_max_head_bytes = DEFAULT_MAX_HEAD_BYTES
+
+
+def limit_head_bytes(max_head_bytes: int) -> None:
+    """Set the request head limit for connections made from now on (the app factory does)."""
+    global _max_head_bytes
+    _max_head_bytes = max_head_bytes
+
+
+def too_large_answer(max_head_bytes: int) -> bytes:
+    """The whole 431 E105 response, ending the connection."""
+    response = failure(HeadersTooLarge(f"request headers larger than {max_head_bytes} bytes"))
+    head = [b"HTTP/1.1 431 Request Header Fields Too Large"]
+    head += [name + b": " + value for name, value in response.raw_headers]
+    head += [name.encode() + b": " + value.encode() for name, value in HARDENING_HEADERS.items()]
+    head += [b"connection: close", b"", b""]
+    return b"\r\n".join(head) + response.body
+
 
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol on a GatheringTransport."""
+    """HttpToolsProtocol on a GatheringTransport, with a bounded request head."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_head_bytes = _max_head_bytes
+        self._awaiting_head = True  # no head since the last request ended (or ever)
+        self._head_bytes = 0  # received for the head under way, in earlier reads
+        self._read_bytes = 0  # the read being parsed now
+        self._began_in_this_read = False  # whether the head under way began in it
+        self._heads_done = 0
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # (uvloop's transports quack like asyncio.Transport without subclassing it.)
         super().connection_made(GatheringTransport(transport, self.loop))
+
+    def data_received(self, data: bytes) -> None:
+        """Parse `data`; refuse once the head under way passes the limit unfinished.
+
+        A read that completes a head is not counted: the head's own size is checked
+        when it completes, and what follows it is body. So a connection holds at most
+        the limit plus one read before its head is complete.
+        """
+        if self._refused:
+            return
+        heads_done = self._heads_done
+        awaiting_head = self._awaiting_head
+        self._read_bytes = len(data)
+        self._began_in_this_read = False
+        super().data_received(data)
+        if self._heads_done != heads_done:
+            self._head_bytes = 0
+        elif awaiting_head and not self._refused:
+            self._head_bytes += len(data)
+            self._refused = self._head_bytes > self.max_head_bytes
+        if self._refused:
+            self._refuse()
+
+    def on_headers_complete(self) -> None:
+        self._heads_done += 1
+        self._awaiting_head = False
+        # A head that began in this read and came in a read within the limit cannot be
+        # larger: that spares every usual request (one small read) the exact sum.
+        fits = self._began_in_this_read and self._read_bytes <= self.max_head_bytes
+        if not fits and self._head_size() > self.max_head_bytes:
+            self._refused = True  # answered once the parser returns; the app never sees it
+            return
+        super().on_headers_complete()
+
+    def on_message_begin(self) -> None:
+        self._began_in_this_read = True
+        super().on_message_begin()
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._awaiting_head = True
+        if not self._refused:
+            super().on_message_complete()
+
+    def _refuse(self) -> None:
+        """Answer 431 E105, stop writing, and close after LINGER_S (what arrives is dropped)."""
+        if self.transport.is_closing():
+            return
+        self.transport.write(too_large_answer(self.max_head_bytes))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
 
 class GatheringTransport(asyncio.Transport):

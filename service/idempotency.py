@@ -2,8 +2,11 @@
 
 A request claims its key with SET NX before it runs; a repeat with the same
 body gets the stored status and body, a repeat with another body 422 E101, and
-a concurrent repeat waits for the first to finish. Only answers below 500 are
-kept, so a request that met a Redis outage runs again when retried.
+a concurrent repeat waits for the first to finish. Only the answer of a request
+that reached its operation (called its script; service/operation.py) and is
+below 500 is kept: one refused before that (a cut-off body, a validation error,
+authentication, rate limit) or that met a Redis outage keeps nothing, so the
+client's proper retry with the same key runs.
 
 If Redis broke after a change was applied but before its answer was stored,
 the claim is left pending; once it is older than any request can run, a retry
@@ -20,9 +23,10 @@ import hashlib
 import logging
 
 import msgspec
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import keyspace
+from service import keyspace, operation
 from service.errors import ApiError, BadRequest, BodyTooLarge, StoreUnavailable, Unprocessable
 from service.middleware import scope_header
 from service.outage import OUTAGE_ERRORS
@@ -55,9 +59,10 @@ _decoder = msgspec.json.Decoder(Kept)
 class Idempotency:
     """ASGI middleware for POST requests that carry an Idempotency-Key header."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, services: Services, routes: list[Route]) -> None:
         self.app = app
         self.services = services
+        self.routes = routes  # to name a replay's route in metrics and the access log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -94,11 +99,13 @@ class Idempotency:
         fingerprint = _sha256(f"{scope['method']} {scope['path']}\n".encode() + body)
         kept = await self._claim(record_key, fingerprint)
         if kept is not None:
+            self._name_route(scope)
             await _send_kept(kept, send)
             return
         scope.setdefault("state", {})["idempotency_hash"] = _sha256(
             (caller_hash + key_hash).encode()
         )
+        mark, token = operation.watch()
         try:
             status, headers, chunks = await self._run(scope, _replaying(body, receive), send)
         except BaseException:
@@ -107,24 +114,31 @@ class Idempotency:
             with contextlib.suppress(*OUTAGE_ERRORS):
                 await self.services.redis.delete(record_key)
             raise
+        finally:
+            operation.unwatch(token)
         try:
-            await self._keep(
-                record_key,
-                Kept(
-                    fingerprint, self.services.clock(), status, headers, b"".join(chunks).decode()
-                ),
+            answer = Kept(
+                fingerprint, self.services.clock(), status, headers, b"".join(chunks).decode()
             )
+            await self._keep(record_key, answer, reached=mark.reached)
         except OUTAGE_ERRORS as error:
             # The answer is out already; only its copy is lost. The claim stays
             # pending, and a retry takes it over after TAKEOVER_AFTER_MS.
             self.services.outage.failure(error)
 
-    async def _keep(self, record_key: str, answer: Kept) -> None:
-        """Keep an answer below 500 for replays; let go of the key after a 5xx."""
-        if answer.status < 500:
+    async def _keep(self, record_key: str, answer: Kept, *, reached: bool) -> None:
+        """Keep the answer of a request that reached its operation, below 500; else let go."""
+        if reached and answer.status < 500:
             await self.services.redis.set(record_key, _encoder.encode(answer), px=KEEP_MS)
         else:
             await self.services.redis.delete(record_key)
+
+    def _name_route(self, scope: Scope) -> None:
+        """Set the route a replay answers for, as the router would have (metrics, access log)."""
+        for route in self.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                scope["route"] = route
+                return
 
     async def _claim(self, record_key: str, fingerprint: str) -> Kept | None:
         """Claim the key (None), or return the first request's kept answer."""

@@ -10,8 +10,14 @@ from typing import Any
 
 import msgspec
 
-# Attributes every LogRecord has; anything else was passed through `extra=`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else was passed through `extra=`. uvicorn
+# adds `color_message`, its message with ANSI colour escapes, for its own terminal
+# formatter: in a JSON line it would only repeat `message` with escapes in it.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 _encoder = msgspec.json.Encoder(enc_hook=str)  # anything unusual in `extra` logs as its str()

@@ -1,5 +1,8 @@
 """Per-request plumbing as plain ASGI (no BaseHTTPMiddleware): ids, logs, metrics, headers.
 
+Every answer leaves through RequestContext, so it adds the headers every answer
+carries: hardening, the request id, and CORS (decided by service.cors).
+
 It also turns an unexpected exception into the E001 envelope here, inside the
 logging, so that even a bug gets a request id, a log line and a metric.
 """
@@ -21,22 +24,26 @@ from service.responses import HARDENING_HEADERS, failure
 
 error_log = logging.getLogger("slotlock.error")
 
+RawHeaders = list[tuple[bytes, bytes]]
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _EXTRA_HEADERS = [(name.encode(), value.encode()) for name, value in HARDENING_HEADERS.items()]
 
 
 class RequestContext:
-    """Request id, access log line, metrics by route template, hardening headers, E001."""
+    """Request id, access log line, metrics by route template, answer headers, E001."""
 
     def __init__(
         self,
         app: ASGIApp,
         access_log: AccessLog,
         on_answer: Callable[[], None] = lambda: None,
+        cors_headers: Callable[[Scope], RawHeaders] = lambda scope: [],
     ) -> None:
         self.app = app
         self.access_log = access_log
         self.on_answer = on_answer  # told of every request that was not a 5xx
+        self.cors_headers = cors_headers  # by the request's Origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,6 +62,7 @@ class RequestContext:
                     *message.get("headers", []),
                     *_EXTRA_HEADERS,
                     (b"x-request-id", request_id.encode()),
+                    *self.cors_headers(scope),
                 ]
             await send(message)
 

@@ -41,7 +41,7 @@ OPERATIONS: list[Operation] = [
     Operation("PATCH", "/resources/{resource_id}", "Update a resource", "secret",
               body=(p.ResourceUpdate,), data=p.ResourceOut),
     Operation("DELETE", "/resources/{resource_id}", "Delete a resource with all it owns",
-              "secret", data=p.ResourceOut),
+              "secret", data=p.Deleted),
     Operation("POST", "/resources/{resource_id}/publish", "Publish a resource", "secret",
               data=p.ResourceOut),
     Operation("POST", "/resources/{resource_id}/convert-draft", "Make a resource a draft again",
@@ -54,7 +54,7 @@ OPERATIONS: list[Operation] = [
     Operation("PATCH", "/slots/{slot_id}", "Update a slot", "secret",
               body=(p.SlotUpdate,), data=p.SlotOut),
     Operation("DELETE", "/slots/{slot_id}", "Delete a slot without active bookings", "secret",
-              data=p.SlotOut),
+              data=p.Deleted),
     Operation("POST", "/slots/{slot_id}/enable", "Enable a slot", "secret", data=p.SlotOut),
     Operation("POST", "/slots/{slot_id}/disable", "Disable a slot", "secret", data=p.SlotOut),
     Operation("POST", "/slots/{slot_id}/lock", "Lock a slot until a deadline", "public",
@@ -67,9 +67,9 @@ OPERATIONS: list[Operation] = [
               data=p.BookingOut, is_list=True, meta=p.ListMeta),
     Operation("GET", "/bookings/{booking_id}", "Get a booking", "public", data=p.BookingOut),
     Operation("PATCH", "/bookings/{booking_id}", "Update a booking's metadata", "public",
-              body=(p.BookingUpdate,), data=p.BookingOut),
+              body=(p.BookingUpdate,), data=p.BookingOut, body_required=False),
     Operation("DELETE", "/bookings/{booking_id}", "Delete a booking for good", "secret",
-              data=p.BookingOut),
+              data=p.Deleted),
     Operation("POST", "/bookings/{booking_id}/cancel", "Cancel a booking", "public",
               data=p.BookingOut),
     Operation("POST", "/bookings/{booking_id}/enable", "Make a cancelled booking active again",
@@ -153,7 +153,8 @@ def _operation(operation: Operation, by_type: dict[Any, Any]) -> dict[str, Any]:
             "required": ["data", "meta", "success"],
             "properties": {"data": data, "meta": meta, "success": {"const": True}},
         }
-        spec["responses"]["2XX"] = {"description": "success envelope", "content": _json(envelope)}
+        # Every success is 200, creates included (as Overbooked answers; API.md).
+        spec["responses"]["200"] = {"description": "success envelope", "content": _json(envelope)}
     else:
         spec["responses"]["200"] = {"description": "operational answer"}
     if operation.body:

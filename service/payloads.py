@@ -23,7 +23,10 @@ Metadata = Annotated[
     dict[str, Any],
     Meta(description="flat object; keys up to 100 characters, values up to 5000 as JSON (E042)"),
 ]
-Seconds = Annotated[int, Meta(ge=0, le=10 * 365 * 24 * 3600, description="0 to 10 years")]
+# Below 0 is 422 E058 (service.validation), as API.md gives it, not a type error.
+Seconds = Annotated[
+    int, Meta(le=10 * 365 * 24 * 3600, description="0 to 10 years; below 0 is 422 E058")
+]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -89,7 +92,9 @@ class BookingCreate(Request):
 
 
 class BookingUpdate(Request):
-    metadata: Metadata
+    """Body of PATCH /bookings/:id (optional): without `metadata`, nothing changes."""
+
+    metadata: Metadata | UnsetType = UNSET
 
 
 class BookingStatusChange(Request):
@@ -150,6 +155,13 @@ class BookingOut(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
+
+
+class Deleted(msgspec.Struct):
+    """The `data` of every DELETE: an empty object, as Overbooked answers."""
+
+
+DELETED = Deleted()
 
 
 class ErrorBody(msgspec.Struct):

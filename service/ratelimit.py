@@ -82,12 +82,15 @@ class RateLimiter:
             self._windows[slot] = window
         return window
 
-    async def flush(self) -> None:
-        """Share this pod's counts and learn every pod's totals: one pipelined round trip."""
+    async def flush(self) -> bool:
+        """Share this pod's counts and learn every pod's totals: one pipelined round trip.
+
+        Whether it reached Redis (with nothing to share it does not try).
+        """
         windows = list(self._windows.items())
         outbox, self._outbox = self._outbox, {}
         if not windows and not outbox:
-            return
+            return False
         pipe = self._redis.pipeline(transaction=False)
         for redis_key, count in outbox.items():
             pipe.incrby(redis_key, count)
@@ -105,6 +108,7 @@ class RateLimiter:
             window.current_total = int(current_total)
             window.previous_total = max(window.previous_total, int(previous_total or 0))
         self._forget_idle()
+        return True
 
     def _forget_idle(self) -> None:
         """Drop keys that sent nothing for two windows, so memory follows active keys."""

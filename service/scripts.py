@@ -5,6 +5,14 @@ pipeline (service/store/batching.py); a NOSCRIPT answer (after a restart, a
 failover to a replica or SCRIPT FLUSH) loads the script and sends the call
 again, which is safe because NOSCRIPT means it did not run. A line
 `--!include NAME` pulls in lua/lib/NAME, so shared helpers are written once.
+
+Every script's first line is a Redis 7 shebang with its flags: `#!lua` for a
+script that writes, `#!lua flags=no-writes` for one that only reads. Redis then
+refuses a writing script before it runs (so before it writes anything) when it
+is out of memory (OOM), a read-only replica (READONLY) or short of replicas
+(NOREPLICAS), and lets a reading one run in all three. Without a shebang Redis 7
+would refuse a script only at its first write that may grow memory, after the
+writes before it (tests/test_fault_redis_limits.py).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Any
 from service.store.batching import BatchedScript, ScriptBatcher
 from service.store.raw_redis import RawRedis
 
-_READ_ONLY = {"read_slot", "list_slots", "list_bookings", "list_resources"}
+_SHEBANG = "#!lua"
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
 
 
@@ -33,6 +41,19 @@ def script_source(name: str, directory: Path | None = None) -> str:
     base = directory or lua_dir()
     text = (base / f"{name}.lua").read_text()
     return _INCLUDE.sub(lambda match: (base / "lib" / match.group(1)).read_text(), text)
+
+
+def script_flags(source: str) -> frozenset[str]:
+    """The flags its `#!lua flags=...` first line gives a script; none for a bare `#!lua`."""
+    first_line = source.partition("\n")[0]
+    if not first_line.startswith(_SHEBANG):
+        raise ValueError(f"a script must start with {_SHEBANG!r}: {first_line!r}")
+    flags: set[str] = set()
+    for option in first_line.split()[1:]:
+        name, _, value = option.partition("=")
+        if name == "flags":
+            flags.update(flag for flag in value.split(",") if flag)
+    return frozenset(flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +101,8 @@ class Scripts:
         for name in cls.names():
             source = script_source(name)
             sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-            scripts[name] = BatchedScript(source, sha, batcher, writes=name not in _READ_ONLY)
+            writes = "no-writes" not in script_flags(source)
+            scripts[name] = BatchedScript(source, sha, batcher, writes=writes)
         return cls(**scripts)
 
     @classmethod

@@ -9,6 +9,7 @@ from service.clock import Clock
 from service.keyfile import import_key_file
 from service.outage import OutageLog
 from service.ratelimit import RateLimiter
+from service.readiness import Readiness
 from service.scripts import Scripts
 from service.settings import Settings
 from service.store.api_keys import KeyStore
@@ -36,6 +37,7 @@ class Services:
     rescheduler: Rescheduler
     rate_limiter: RateLimiter
     outage: OutageLog
+    readiness: Readiness
 
     async def warm_up(self) -> None:
         """Load every script into Redis and import the provisioned API keys, if any."""
@@ -55,7 +57,11 @@ class Services:
         )
         keys = KeyStore(redis, clock)
         bookings = BookingStore(redis, scripts, clock)
-        return cls(
+
+        async def warm_up() -> None:
+            await services.warm_up()
+
+        services = cls(
             settings=settings,
             clock=clock,
             redis=redis,
@@ -72,4 +78,6 @@ class Services:
                 {"public": settings.rate_limit_public, "secret": settings.rate_limit_secret},
             ),
             outage=OutageLog(),
+            readiness=Readiness(redis, scripts, warm_up),
         )
+        return services

@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 _RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
 _PERIOD_S = {"second": 1, "minute": 60, "hour": 3600}
+# What a browser sends as Origin: scheme://host[:port], lower case, nothing after it.
+_ORIGIN_PATTERN = re.compile(r"^https?://([a-z0-9.\-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$")
 
 
 class SettingsError(ValueError):
@@ -56,11 +58,13 @@ class Settings:
     rate_limit_public: RateLimit = RateLimit(1000, 1)
     rate_limit_secret: RateLimit = RateLimit(10000, 1)
     max_body_bytes: int = 65536
+    max_header_bytes: int = 16384
     key_cache_s: float = 2.0
     data_dir: Path = Path(".slotlock")
     keys_file: Path | None = None
     log_level: str = "INFO"
     replica_acks: int = 0
+    cors_origins: tuple[str, ...] = ("*",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,11 +85,13 @@ class Settings:
                 "SLOTLOCK_RATE_LIMIT_SECRET", RateLimit.parse, RateLimit(10000, 1)
             ),
             max_body_bytes=reader.read("SLOTLOCK_MAX_BODY_BYTES", _positive(int), 65536),
+            max_header_bytes=reader.read("SLOTLOCK_MAX_HEADER_BYTES", _positive(int), 16384),
             key_cache_s=reader.read("SLOTLOCK_KEY_CACHE_S", _bounded_float(0.0, 5.0), 2.0),
             data_dir=reader.read("SLOTLOCK_DATA_DIR", Path, Path(".slotlock")),
             keys_file=reader.read("SLOTLOCK_KEYS_FILE", Path, None),
             log_level=reader.read("SLOTLOCK_LOG_LEVEL", _log_level, "INFO"),
             replica_acks=reader.read("SLOTLOCK_REPLICA_ACKS", _at_least_zero, 0),
+            cors_origins=reader.read("SLOTLOCK_CORS_ORIGINS", _cors_origins, ("*",)),
         )
 
 
@@ -130,6 +136,22 @@ def _bounded_float(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _cors_origins(raw: str) -> tuple[str, ...]:
+    """`*`, or origins as browsers send them, comma-separated: `https://shop.example,...`."""
+    origins = tuple(part.strip() for part in raw.split(","))
+    if origins == ("*",):
+        return origins
+    for origin in origins:
+        if origin == "*":
+            raise ValueError("`*` allows every origin and cannot be listed with others")
+        if not _ORIGIN_PATTERN.match(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: expected http(s)://host[:port] in lower case,"
+                " with no path or trailing slash, separated by commas"
+            )
+    return origins
 
 
 def _log_level(raw: str) -> str:

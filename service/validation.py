@@ -28,7 +28,7 @@ _metadata_encoder = msgspec.json.Encoder()
 
 
 class InvalidMetadata(ApiError):
-    status, code = 400, "E042"
+    status, code = 422, "E042"
 
 
 @functools.cache
@@ -84,6 +84,12 @@ def instant_ms(value: str, field_name: str) -> int:
     return found_ms
 
 
+def slot_date_ms(value: str, field_name: str) -> int:
+    """A slot's start or end in epoch ms, to the second: API.md keeps slot dates so and
+    drops milliseconds from input (400 E013 as instant_ms)."""
+    return instant_ms(value, field_name) // 1000 * 1000
+
+
 def capacity(value: Any) -> int:
     """A capacity: an integer of at least 1 (JSON 2.0 counts), else 400 E047."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -102,8 +108,15 @@ def timezone(name: str) -> str:
     return name
 
 
+def booking_disabled_before(seconds: int) -> int:
+    """A resource's `booking_disabled_before`: 0 or more seconds, else 422 E058."""
+    if seconds < 0:
+        raise Unprocessable("E058", "`booking_disabled_before` must be 0 or more seconds")
+    return seconds
+
+
 def metadata_json(metadata: dict[str, Any]) -> str:
-    """Metadata as stored JSON text, after the per-key and per-value limits (400 E042)."""
+    """Metadata as stored JSON text, after the per-key and per-value limits (422 E042)."""
     for key, value in metadata.items():
         if len(key) > MAX_METADATA_KEY_CHARS:
             raise InvalidMetadata(

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from service.clock import format_instant
+from service.clock import format_instant, format_local_instant
 from service.payloads import BookingOut, ResourceOut, SlotOut
 from service.records import BookingRecord, ResourceRecord, SlotRecord
 
@@ -16,7 +16,7 @@ _slot_json_decoder = msgspec.json.Decoder(SlotRecord, strict=False)
 
 
 class SlotView(msgspec.Struct, frozen=True):
-    """A slot with what its availability depends on: its lock and its resource.
+    """A slot with what its availability and its dates depend on: its lock and its resource.
 
     (A Struct, not a frozen dataclass: one is built per lock and unlock, and a frozen
     dataclass sets each field through object.__setattr__.)
@@ -26,16 +26,18 @@ class SlotView(msgspec.Struct, frozen=True):
     locked_until_ms: int
     resource_published: bool
     booking_disabled_before_s: int
+    timezone: str  # the resource's, read with it: a slot's dates are shown in it
 
     @classmethod
     def from_script(cls, view: list[Any]) -> SlotView:
         """Read the reply of lua/lib/slot_view.lua."""
-        slot_json, locked_until_ms, resource_status, disabled_before_s = view
+        slot_json, locked_until_ms, resource_status, disabled_before_s, timezone = view
         return cls(
             _slot_json_decoder.decode(slot_json),
             int(locked_until_ms),
             resource_status == "published",
             int(disabled_before_s),
+            timezone,
         )
 
     def locked(self, now_ms: int) -> bool:
@@ -63,8 +65,8 @@ class SlotView(msgspec.Struct, frozen=True):
         return SlotOut(
             id=slot.id,
             resource_id=slot.resource_id,
-            start_date=format_instant(slot.start_ms),
-            end_date=format_instant(slot.end_ms),
+            start_date=format_local_instant(slot.start_ms, self.timezone),
+            end_date=format_local_instant(slot.end_ms, self.timezone),
             capacity=slot.capacity,
             status="disabled" if slot.status == "disabled" else "active",
             lockable=slot.lockable,

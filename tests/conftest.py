@@ -6,18 +6,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import fakeredis
 import pytest
 from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.connect import redis_from_settings
+from service.fake_redis import fake_redis, install
 from service.settings import Settings
 from service.store.api_keys import KeyPair
 from service.store.client import RedisClient
 from tests.api import Api
 from tests.redis_servers import RedisServer, free_port
+
+install()  # every fakeredis in the tests reads the scripts' `#!lua` first line, as Redis 7 does
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +34,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def redis_client(request: pytest.FixtureRequest) -> RedisClient:
     """A fresh, empty Redis: fakeredis, or the real server flushed for this test."""
     if request.param == "fakeredis":
-        client: RedisClient = fakeredis.FakeAsyncRedis(
-            server=fakeredis.FakeServer(version=(7,)), decode_responses=True
-        )
-        return client
+        return fake_redis()
     server: RedisServer = request.getfixturevalue("redis_server")
     server.client().flushall()
     return Redis(port=server.port, decode_responses=True, socket_timeout=2)

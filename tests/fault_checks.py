@@ -107,12 +107,12 @@ def _shared_tokens(slot_id: str, granted: list[Attempt]) -> list[str]:
 
 
 def lost_bookings(run: FaultRun) -> list[str]:
-    """Bookings answered 201 during the load that the service no longer shows as such."""
+    """Bookings answered 200 during the load that the service no longer shows as such."""
     cancelled = _ids(run.phase("load"), "cancel", 200)
     maybe_cancelled = _ids(run.phase("load"), "cancel", 503)
     found = []
     for attempt in run.phase("load"):
-        if attempt.kind != "book" or attempt.status != 201:
+        if attempt.kind != "book" or attempt.status != 200:
             continue
         booking = run.before.found.get(str(attempt.booking_id))
         if booking is None or booking["slot_id"] != attempt.slot_id:
@@ -145,7 +145,7 @@ def counters_beyond_acknowledged(run: FaultRun) -> list[str]:
     found = []
     for slot_id, slot in run.before.slots.items():
         mine = [a for a in load if a.slot_id == slot_id]
-        acknowledged = _ids(mine, "book", 201)
+        acknowledged = _ids(mine, "book", 200)
         unanswered = sum(a.kind == "book" and a.status == 503 for a in mine)
         listed = {b["id"] for b in run.before.bookings[slot_id]}
         active = {b["id"] for b in run.before.bookings[slot_id] if b["status"] == "active"}
@@ -170,7 +170,7 @@ def unsettled(run: FaultRun) -> list[str]:
         for a in _still_unanswered(answered)
     ]
     for slot_id, slot in run.after.slots.items():
-        acknowledged = _ids([a for a in answered if a.slot_id == slot_id], "book", 201)
+        acknowledged = _ids([a for a in answered if a.slot_id == slot_id], "book", 200)
         listed = {b["id"] for b in run.after.bookings[slot_id]}
         active = {b["id"] for b in run.after.bookings[slot_id] if b["status"] == "active"}
         if listed != acknowledged:
@@ -217,9 +217,9 @@ def stale_fence_tokens(run: FaultRun) -> list[str]:
 def settled_replays(run: FaultRun) -> int:
     """Retries that found the booking their 503'd first attempt had made."""
     made_before = {b["id"] for bookings in run.before.bookings.values() for b in bookings}
-    acknowledged = _ids(run.phase("load"), "book", 201)
+    acknowledged = _ids(run.phase("load"), "book", 200)
     return sum(
-        a.kind == "book" and a.status == 201 and a.booking_id in made_before - acknowledged
+        a.kind == "book" and a.status == 200 and a.booking_id in made_before - acknowledged
         for a in run.phase("settle")
     )
 
@@ -248,10 +248,10 @@ def figures(run: FaultRun) -> dict[str, Any]:
     return {
         "requests": len(load),
         "acknowledged_writes": sum(a.answered_by_redis and a.status < 300 for a in load),
-        "bookings_201": sum(a.kind == "book" and a.status == 201 for a in load),
+        "bookings_200": sum(a.kind == "book" and a.status == 200 for a in load),
         "answered_503": sum(a.status == 503 for a in load),
         "bookings_503": sum(a.kind == "book" and a.status == 503 for a in load),
-        "settled_201": sum(a.kind == "book" and a.status == 201 for a in run.phase("settle")),
+        "settled_200": sum(a.kind == "book" and a.status == 200 for a in run.phase("settle")),
         "settled_replays": settled_replays(run),
         "max_latency_s": round(slowest_s(load), 3),
         "max_503_latency_s": round(slowest_s([a for a in load if a.status == 503]), 3),
@@ -286,7 +286,7 @@ class FaultUnderLoadContract:
     def test_load_met_the_fault(self, run: FaultRun) -> None:
         """The fault hit a running load: 503s during it, acknowledged bookings on each side."""
         load = run.phase("load")
-        booked = [a.received_s for a in load if a.kind == "book" and a.status == 201]
+        booked = [a.received_s for a in load if a.kind == "book" and a.status == 200]
         assert any(a.status == 503 for a in load)
         assert min(booked) < run.marks["fault"] < max(booked), (booked, run.marks)
 
@@ -312,7 +312,7 @@ class FaultUnderLoadContract:
         _none(double_holders(run.attempts))
 
     def test_acknowledged_bookings_survive(self, run: FaultRun) -> None:
-        """Every booking answered 201 is still there, in the state its answers left it."""
+        """Every booking answered 200 is still there, in the state its answers left it."""
         _none(lost_bookings(run))
 
     def test_acknowledged_locks_survive(self, run: FaultRun) -> None:

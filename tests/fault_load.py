@@ -137,7 +137,7 @@ class Client:
         finally:
             self.in_flight[kind] -= 1
         error = envelope.get("error") or {}
-        if kind == "book" and status == 201:
+        if kind == "book" and status == 200:
             fields["booking_id"] = envelope["data"]["id"]
         attempt = Attempt(
             kind, phase, slot_id, sent_s, time.monotonic(), status, error.get("code"),
@@ -298,7 +298,7 @@ class Load:
             await self.client.unlock(slot_id, lock_key)
             return
         booked = await self.client.book(slot_id, lock_key, f"{lock_key}-book")
-        if booked.status != 201:
+        if booked.status != 200:
             await self.client.unlock(slot_id, lock_key)  # harmless if the booking applied
             await self._pause(0.1 if booked.status == 503 else 0.0)
             return

@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from service import app as app_module
 from service.app import create_app, every
+from service.outage import BusyScriptError, OutageLog
 from service.settings import Settings
 
 BOUND_S = 5.0  # a stop that takes longer than this is a hang
@@ -38,9 +39,14 @@ def finishes(scenario: Coroutine[None, None, None]) -> bool:
     return ended.wait(BOUND_S)
 
 
-async def run_for(seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+async def run_for(
+    seconds: float,
+    job: Callable[[], Awaitable[object]],
+    name: str,
+    outage: OutageLog | None = None,
+) -> None:
     """`every` on `job` for `seconds`, then stopped as the app's shutdown stops it."""
-    task = asyncio.create_task(every(0.001, job, name))
+    task = asyncio.create_task(every(0.001, job, name, outage or OutageLog()))
     await asyncio.sleep(seconds)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -108,3 +114,47 @@ def test_the_app_shuts_down_while_a_job_swallows_the_cancellation(
     # In a thread of its own: a hang must fail this test, not stop the suite.
     threading.Thread(target=shut_down, daemon=True).start()
     assert stopped.wait(BOUND_S), "the app's shutdown waited for a background job forever"
+
+
+def test_a_job_in_a_redis_outage_logs_its_start_and_end_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A job that meets BUSY every round logs one line, no traceback, and one when it is over."""
+    outage = OutageLog()
+    outage.QUIET_S = 0.05
+    busy_until_s = 0.0
+
+    async def flush() -> bool:
+        if asyncio.get_running_loop().time() < busy_until_s:
+            raise BusyScriptError("Redis is busy running a script.")
+        return True
+
+    async def scenario() -> None:
+        nonlocal busy_until_s
+        busy_until_s = asyncio.get_running_loop().time() + 0.1
+        await run_for(0.3, flush, "rate limits", outage)
+
+    assert finishes(scenario())
+    assert caplog.text.count("redis unreachable: BusyScriptError") == 1
+    assert caplog.text.count("redis reachable again") == 1
+    assert "Traceback" not in caplog.text
+
+
+def test_calls_that_fail_and_succeed_by_turns_are_one_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Reads that succeed between refused writes do not end the outage (OOM, one shard down)."""
+
+    async def scenario() -> None:
+        outage = OutageLog()
+        outage.QUIET_S = 0.05
+        for _ in range(20):
+            outage.failure(ConnectionError("refused"))
+            outage.success()
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)  # quiet: the end is logged without another call
+        assert not outage.in_outage
+
+    assert finishes(scenario())
+    assert caplog.text.count("redis unreachable") == 1
+    assert caplog.text.count("redis reachable again after 20 failed requests") == 1

@@ -163,7 +163,7 @@ class Client:
     async def ok(self, method: str, path: str, json: Any = None) -> Any:
         """The `data` of a call (secret key) that must succeed."""
         reply = await self.call(method, path, json)
-        assert reply.status in (200, 201), reply.body
+        assert reply.status == 200, reply.body
         return reply.body["data"]
 
     async def published_slot(self, capacity: int) -> str:
@@ -215,7 +215,7 @@ def test_concurrent_bookings_never_oversell(service: Service) -> None:
         return outcomes, await client.ok("GET", f"/slots/{slot_id}")
 
     outcomes, slot = against(service, scenario)
-    assert outcomes == {(201, None): 3, (422, "E049"): 117}
+    assert outcomes == {(200, None): 3, (422, "E049"): 117}
     assert (slot["num_bookings"], slot["num_active_bookings"], slot["available"]) == (3, 3, False)
 
 
@@ -234,14 +234,14 @@ def test_only_the_lock_holder_gets_past_the_lock(service: Service) -> None:
 
     replies, slot = against(service, scenario)
     holder = replies.pop(HOLDER_AT)
-    assert holder.outcome == (201, None)
+    assert holder.outcome == (200, None)
     assert {reply.outcome for reply in replies} <= {(422, "E050"), (422, "E049")}
     assert slot["locked_until"] is None
     assert (slot["num_bookings"], slot["num_active_bookings"]) == (1, 1)
 
 
 def test_concurrent_retries_of_one_idempotency_key_book_once(service: Service) -> None:
-    """50 concurrent retries with one Idempotency-Key: 50 identical 201 answers, one booking."""
+    """50 concurrent retries with one Idempotency-Key: 50 identical 200 answers, one booking."""
 
     async def scenario(client: Client) -> tuple[list[Reply], Any]:
         slot_id = await client.published_slot(capacity=5)
@@ -250,7 +250,7 @@ def test_concurrent_retries_of_one_idempotency_key_book_once(service: Service) -
         return replies, await client.ok("GET", f"/slots/{slot_id}")
 
     replies, slot = against(service, scenario)
-    assert {reply.status for reply in replies} == {201}
+    assert {reply.status for reply in replies} == {200}
     assert all(reply.body == replies[0].body for reply in replies)
     assert sum(not reply.replayed for reply in replies) == 1
     assert slot["num_bookings"] == 1

@@ -232,3 +232,12 @@ def test_latency_histogram_buckets_are_cumulative_and_inclusive() -> None:
     assert samples["slotlock_request_duration_seconds_count", None] == 3
     assert samples["slotlock_request_duration_seconds_sum", None] == pytest.approx(7.0055)
     assert samples["slotlock_requests_total", None] == 3
+
+
+def test_uvicorn_color_message_stays_out_of_the_json_log() -> None:
+    """uvicorn's `color_message` (ANSI escapes) is not copied into the JSON line."""
+    record = logging.LogRecord("uvicorn.error", logging.INFO, "", 0, "Started %s", ("x",), None)
+    record.color_message = "Started \x1b[1m%s\x1b[0m"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "Started x"
+    assert "color_message" not in entry

@@ -10,9 +10,9 @@ UNKNOWN_ID = "0badc0de-0000-4000-8000-000000000000"
 
 
 def test_create_returns_a_draft_in_utc(api: Api) -> None:
-    """A new resource is a 201 draft with timezone UTC, zero counters and its own id."""
+    """A new resource is a 200 draft with timezone UTC, zero counters and its own id."""
     response = api.call("POST", "/resources", {"name": "Room 1"})
-    assert response.status_code == 201
+    assert response.status_code == 200
     created = response.json()["data"]
     assert created["_object"] == "resource"
     assert (created["name"], created["status"], created["timezone"]) == ("Room 1", "draft", "UTC")
@@ -78,10 +78,10 @@ def test_convert_draft_makes_it_a_draft_again(api: Api) -> None:
     assert api.ok("GET", f"/resources/{created['id']}")["status"] == "draft"
 
 
-def test_delete_returns_it_and_then_it_is_gone(api: Api) -> None:
-    """DELETE answers with the resource; a later GET is 404 E052."""
+def test_delete_answers_empty_data_and_then_it_is_gone(api: Api) -> None:
+    """DELETE answers `"data": {}`; a later GET is 404 E052."""
     created = api.resource()
-    assert api.ok("DELETE", f"/resources/{created['id']}")["id"] == created["id"]
+    assert api.ok("DELETE", f"/resources/{created['id']}") == {}
     assert error_of(api.call("GET", f"/resources/{created['id']}")) == (404, "E052")
 
 
@@ -204,7 +204,7 @@ def test_patch_refuses_an_unknown_timezone(api: Api) -> None:
         ({}, "name"),
         ({"name": 5}, "name"),
         ({"name": ""}, "name"),
-        ({"name": "x", "booking_disabled_before": -1}, "booking_disabled_before"),
+        ({"name": "x", "booking_disabled_before": "60"}, "booking_disabled_before"),
         ({"name": "x", "public_scheduling_enabled": "yes"}, "public_scheduling_enabled"),
         ({"name": "x", "metadata": []}, "metadata"),
     ],
@@ -231,6 +231,18 @@ def test_patch_refuses_a_bad_field_naming_it(api: Api, body: dict[str, object], 
     assert api.ok("GET", f"/resources/{created['id']}") == created
 
 
+def test_negative_booking_disabled_before_is_e058(api: Api) -> None:
+    """A negative `booking_disabled_before` is 422 E058 on create, and on PATCH changes nothing."""
+    response = api.call("POST", "/resources", {"name": "x", "booking_disabled_before": -1})
+    assert error_of(response) == (422, "E058")
+    assert "booking_disabled_before" in response.json()["error"]["message"]
+    assert api.ok("GET", "/resources") == []
+    created = api.resource(booking_disabled_before=60)
+    response = api.call("PATCH", f"/resources/{created['id']}", {"booking_disabled_before": -60})
+    assert error_of(response) == (422, "E058")
+    assert api.ok("GET", f"/resources/{created['id']}") == created
+
+
 def test_metadata_key_of_100_characters_is_accepted(api: Api) -> None:
     """A metadata key of exactly 100 characters is within the limit."""
     created = api.ok("POST", "/resources", {"name": "x", "metadata": {"k" * 100: 1}})
@@ -238,16 +250,16 @@ def test_metadata_key_of_100_characters_is_accepted(api: Api) -> None:
 
 
 def test_metadata_key_over_100_characters_is_e042(api: Api) -> None:
-    """A metadata key of 101 characters is 400 E042."""
+    """A metadata key of 101 characters is 422 E042."""
     response = api.call("POST", "/resources", {"name": "x", "metadata": {"k" * 101: 1}})
-    assert error_of(response) == (400, "E042")
+    assert error_of(response) == (422, "E042")
 
 
 @pytest.mark.parametrize("value", ["v" * 5000, ["v" * 2500, "w" * 2500], {"nested": "v" * 4990}])
 def test_metadata_value_over_5000_serialised_characters_is_e042(api: Api, value: object) -> None:
-    """A metadata value longer than 5000 characters as JSON is 400 E042, nothing is stored."""
+    """A metadata value longer than 5000 characters as JSON is 422 E042, nothing is stored."""
     response = api.call("POST", "/resources", {"name": "x", "metadata": {"big": value}})
-    assert error_of(response) == (400, "E042")
+    assert error_of(response) == (422, "E042")
     assert api.ok("GET", "/resources") == []
 
 
@@ -261,7 +273,7 @@ def test_patch_metadata_over_the_limit_is_e042(api: Api) -> None:
     """PATCH applies the same metadata limits and keeps the old metadata."""
     created = api.resource(metadata={"a": 1})
     response = api.call("PATCH", f"/resources/{created['id']}", {"metadata": {"k" * 101: 1}})
-    assert error_of(response) == (400, "E042")
+    assert error_of(response) == (422, "E042")
     assert api.ok("GET", f"/resources/{created['id']}")["metadata"] == {"a": 1}
 
 

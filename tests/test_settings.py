@@ -19,11 +19,17 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "SLOTLOCK_RATE_LIMIT_PUBLIC": ("50/minute", "rate_limit_public", RateLimit(50, 60)),
     "SLOTLOCK_RATE_LIMIT_SECRET": ("7/hour", "rate_limit_secret", RateLimit(7, 3600)),
     "SLOTLOCK_MAX_BODY_BYTES": ("1024", "max_body_bytes", 1024),
+    "SLOTLOCK_MAX_HEADER_BYTES": ("8192", "max_header_bytes", 8192),
     "SLOTLOCK_KEY_CACHE_S": ("0.5", "key_cache_s", 0.5),
     "SLOTLOCK_DATA_DIR": ("/var/lib/slotlock", "data_dir", Path("/var/lib/slotlock")),
     "SLOTLOCK_KEYS_FILE": ("/run/keys.json", "keys_file", Path("/run/keys.json")),
     "SLOTLOCK_LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "SLOTLOCK_REPLICA_ACKS": ("1", "replica_acks", 1),
+    "SLOTLOCK_CORS_ORIGINS": (
+        "https://shop.example, http://127.0.0.1:8080",
+        "cors_origins",
+        ("https://shop.example", "http://127.0.0.1:8080"),
+    ),
 }
 
 BAD_VALUES: list[tuple[str, str]] = [
@@ -38,11 +44,19 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("SLOTLOCK_RATE_LIMIT_PUBLIC", "0/second"),
     ("SLOTLOCK_RATE_LIMIT_SECRET", "10/day"),
     ("SLOTLOCK_MAX_BODY_BYTES", "64KiB"),
+    ("SLOTLOCK_MAX_HEADER_BYTES", "0"),
     ("SLOTLOCK_KEY_CACHE_S", "6"),
     ("SLOTLOCK_KEY_CACHE_S", "-1"),
     ("SLOTLOCK_LOG_LEVEL", "LOUD"),
     ("SLOTLOCK_REPLICA_ACKS", "-1"),
     ("SLOTLOCK_REPLICA_ACKS", "all"),
+    ("SLOTLOCK_CORS_ORIGINS", "shop.example"),  # no scheme
+    ("SLOTLOCK_CORS_ORIGINS", "https://shop.example/"),  # a browser never sends the slash
+    ("SLOTLOCK_CORS_ORIGINS", "https://Shop.example"),  # nor upper case
+    ("SLOTLOCK_CORS_ORIGINS", "https://shop.example/checkout"),
+    ("SLOTLOCK_CORS_ORIGINS", "https://a.example,,https://b.example"),
+    ("SLOTLOCK_CORS_ORIGINS", "https://a.example;https://b.example"),
+    ("SLOTLOCK_CORS_ORIGINS", "*,https://a.example"),
 ]
 
 
@@ -65,8 +79,10 @@ def test_defaults_are_the_documented_production_values() -> None:
     assert settings.rate_limit_public == RateLimit(1000, 1)
     assert settings.rate_limit_secret == RateLimit(10000, 1)
     assert settings.max_body_bytes == 65536
+    assert settings.max_header_bytes == 16384
     assert settings.log_level == "INFO"
     assert settings.keys_file is None
+    assert settings.cors_origins == ("*",)
 
 
 def test_from_env_with_nothing_equals_the_class_defaults() -> None:

@@ -203,11 +203,15 @@ class Topology:
 class ClusterTopology(Topology):
     """Three primaries and three replicas, created with `redis-cli --cluster create`."""
 
+    def __init__(self, data_args: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.data_args = list(data_args)  # more redis-server arguments for every node
+
     @classmethod
     @contextlib.contextmanager
-    def started(cls, directory: Path) -> Iterator[ClusterTopology]:
+    def started(cls, directory: Path, data_args: tuple[str, ...] = ()) -> Iterator[ClusterTopology]:
         """A healthy cluster for the block; every process is stopped when it ends."""
-        topology = cls()
+        topology = cls(data_args)
         try:
             topology._start(directory)
             yield topology
@@ -231,6 +235,7 @@ class ClusterTopology(Topology):
                     "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
                     "--cluster-replica-validity-factor", "0",
                     *Node.server_args(),
+                    *self.data_args,
                 ],
             )  # fmt: skip
             self.nodes.append(node)

@@ -1,7 +1,7 @@
 -- slot_view: what a response needs to show one slot, read inside the script
 -- that changed it so the answer costs no second round trip.
 -- Returns {slot fields as one JSON object, locked_until_ms (0 if unlocked), resource status,
--- booking_disabled_before}. One JSON string instead of HGETALL's field/value array:
+-- booking_disabled_before, resource timezone (the slot's dates are shown in it)}. One JSON string instead of HGETALL's field/value array:
 -- the service decodes it in one msgspec call, where the array cost a Python object per
 -- field and a dict to read them (the largest part of rendering a lock's answer).
 
@@ -18,8 +18,8 @@ end
 -- The view from fields the script has already read (and kept current) and the lock's
 -- deadline it already knows: lock and unlock, the hot path, spare two reads this way.
 local function slot_view_of(fields, locked_until_ms, resource_key)
-  local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before')
-  return {cjson.encode(fields), locked_until_ms, resource[1] or '', resource[2] or '0'}
+  local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before', 'timezone')
+  return {cjson.encode(fields), locked_until_ms, resource[1] or '', resource[2] or '0', resource[3] or 'UTC'}
 end
 
 local function slot_view(slot_key, lock_key, resource_key)

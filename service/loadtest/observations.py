@@ -33,7 +33,7 @@ class Hold:
 
 @dataclass(slots=True)
 class BookingAck:
-    """One booking the service acknowledged (201)."""
+    """One booking the service acknowledged (200)."""
 
     booking_id: str
     slot_id: str

@@ -99,7 +99,7 @@ async def book(run: Run, hold: Hold) -> BookingAck | None:
     reply = await run.api.book(hold.slot_id, hold.holder)
     if reply.code == "E050":  # "locked by another key", though this key held it
         hold.lost_code = reply.code
-    if reply.status != 201:
+    if reply.status != 200:
         return None
     ack = BookingAck(created_id(reply), hold.slot_id, time.monotonic())
     if run.observations is not None:

@@ -9,7 +9,13 @@ from starlette.routing import Route
 from service import validation
 from service.errors import BadRequest, BookingNotFound, SlotNotFound
 from service.ids import canonical_id
-from service.payloads import BookingCreate, BookingReschedule, BookingStatusChange, BookingUpdate
+from service.payloads import (
+    DELETED,
+    BookingCreate,
+    BookingReschedule,
+    BookingStatusChange,
+    BookingUpdate,
+)
 from service.responses import ok
 from service.routes.common import Page, body, caller, optional_body, path_id, services
 from service.routes.slots import lock_holder
@@ -32,7 +38,7 @@ async def create_booking(request: Request) -> Response:
         validation.metadata_json(payload.metadata),
         getattr(request.state, "idempotency_hash", None),
     )
-    return ok(booking_payload(record), status=201)
+    return ok(booking_payload(record))
 
 
 async def list_bookings(request: Request) -> Response:
@@ -67,10 +73,13 @@ async def get_booking(request: Request) -> Response:
 async def update_booking(request: Request) -> Response:
     who = await caller(request)
     booking_id = _booking_id(request)
-    payload = await body(request, BookingUpdate)
-    record = await services(request).bookings.update_metadata(
-        who.environment, booking_id, validation.metadata_json(payload.metadata)
-    )
+    payload = await optional_body(request, BookingUpdate)
+    store = services(request).bookings
+    if isinstance(payload.metadata, dict):
+        metadata_json = validation.metadata_json(payload.metadata)
+        record = await store.update_metadata(who.environment, booking_id, metadata_json)
+    else:
+        record = await store.get(who.environment, booking_id)  # nothing to change
     return ok(booking_payload(record))
 
 
@@ -107,8 +116,8 @@ async def reschedule_booking(request: Request) -> Response:
 
 async def delete_booking(request: Request) -> Response:
     who = await caller(request, secret=True)
-    record = await services(request).bookings.delete(who.environment, _booking_id(request))
-    return ok(booking_payload(record))
+    await services(request).bookings.delete(who.environment, _booking_id(request))
+    return ok(DELETED)
 
 
 def _holder(lock_key: str | None) -> str:

@@ -22,15 +22,18 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Redis answers and holds every script; reloads them if it lost them."""
+    """Redis can serve (service/readiness.py); reloads the scripts if it lost them."""
     found = services(request)
+    retry_after_s = found.settings.retry_after_s
     try:
-        if not await found.scripts.loaded(found.redis):
-            await found.warm_up()
+        problems = await found.readiness.problems()
     except OUTAGE_ERRORS as error:
+        raise StoreUnavailable("Redis is unreachable", retry_after_s=retry_after_s) from error
+    if problems:
+        # The problems are in the service log; this endpoint needs no key, so it names none.
         raise StoreUnavailable(
-            "Redis is unreachable", retry_after_s=found.settings.retry_after_s
-        ) from error
+            "Redis cannot serve; see the service log", retry_after_s=retry_after_s
+        )
     return ok({"status": "ready"})
 
 

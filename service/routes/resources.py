@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from service import validation
 from service.errors import BadRequest, ResourceNotFound
-from service.payloads import ResourceCreate, ResourceUpdate
+from service.payloads import DELETED, ResourceCreate, ResourceUpdate
 from service.records import ResourceRecord
 from service.responses import ok
 from service.routes.common import Page, body, caller, path_id, services
@@ -24,12 +24,12 @@ async def create_resource(request: Request) -> Response:
     draft = ResourceDraft(
         name=payload.name,
         timezone=validation.timezone(payload.timezone),
-        booking_disabled_before=payload.booking_disabled_before,
+        booking_disabled_before=validation.booking_disabled_before(payload.booking_disabled_before),
         public_scheduling_enabled=payload.public_scheduling_enabled,
         metadata_json=validation.metadata_json(payload.metadata),
     )
     record = await services(request).resources.create(who.environment, draft)
-    return ok(resource_payload(record, 0), status=201)
+    return ok(resource_payload(record, 0))
 
 
 async def list_resources(request: Request) -> Response:
@@ -62,7 +62,9 @@ async def update_resource(request: Request) -> Response:
     if isinstance(payload.timezone, str):
         fields["timezone"] = validation.timezone(payload.timezone)
     if isinstance(payload.booking_disabled_before, int):
-        fields["booking_disabled_before"] = payload.booking_disabled_before
+        fields["booking_disabled_before"] = validation.booking_disabled_before(
+            payload.booking_disabled_before
+        )
     if isinstance(payload.public_scheduling_enabled, bool):
         fields["public_scheduling_enabled"] = int(payload.public_scheduling_enabled)
     if isinstance(payload.metadata, dict):
@@ -81,12 +83,8 @@ async def convert_resource_to_draft(request: Request) -> Response:
 
 async def delete_resource(request: Request) -> Response:
     who = await caller(request, secret=True)
-    store = services(request).resources
-    resource_id = _resource_id(request)
-    record = await store.get(who.environment, resource_id)
-    payload = resource_payload(record, 0)
-    await store.delete(who.environment, resource_id)
-    return ok(payload)
+    await services(request).resources.delete(who.environment, _resource_id(request))
+    return ok(DELETED)
 
 
 async def _set_status(request: Request, status: str) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 
 from msgspec import UNSET
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from service.errors import ApiError, BadRequest, ResourceNotFound, SlotNotFound,
 from service.ids import canonical_id
 from service.metrics import count_lock_outcome
 from service.payloads import (
+    DELETED,
     LockMeta,
     LockRequest,
     SlotBulkCreate,
@@ -53,8 +55,8 @@ async def create_slots(request: Request) -> Response:
     views = await store.create(who.environment, _body_id(resource_id), drafts)
     now_ms = store.now_ms()
     if is_bulk:
-        return ok([view.to_payload(now_ms) for view in views], status=201)
-    return ok(views[0].to_payload(now_ms), status=201)
+        return ok([view.to_payload(now_ms) for view in views])
+    return ok(views[0].to_payload(now_ms))
 
 
 async def list_slots(request: Request) -> Response:
@@ -73,10 +75,9 @@ async def list_slots(request: Request) -> Response:
         resource_ids = [resource_id] if resource_id else []
     else:
         resource_ids = await found.resources.ids(who.environment)
-    views, total = await found.slots.page(
-        who.environment, resource_ids, where, page.offset, page.limit
-    )
-    now_ms = found.slots.now_ms()
+    now_ms = found.slots.now_ms()  # one instant for the filter and the views
+    window = (page.offset, page.limit)
+    views, total = await found.slots.page(who.environment, resource_ids, where, window, now_ms)
     return ok([view.to_payload(now_ms) for view in views], page.meta(total))
 
 
@@ -92,8 +93,8 @@ async def update_slot(request: Request) -> Response:
     slot_id = _slot_id(request)
     payload = await body(request, SlotUpdate)
     changes = SlotChanges(
-        start_ms=_maybe_instant(payload.start_date, "start_date"),
-        end_ms=_maybe_instant(payload.end_date, "end_date"),
+        start_ms=_maybe_slot_date(payload.start_date, "start_date"),
+        end_ms=_maybe_slot_date(payload.end_date, "end_date"),
         capacity=None if payload.capacity is UNSET else validation.capacity(payload.capacity),
         lockable=payload.lockable if isinstance(payload.lockable, bool) else None,
         metadata_json=(
@@ -117,11 +118,8 @@ async def disable_slot(request: Request) -> Response:
 
 async def delete_slot(request: Request) -> Response:
     who = await caller(request, secret=True)
-    store = services(request).slots
-    slot_id = _slot_id(request)
-    view = await store.get(who.environment, slot_id)
-    await store.delete(who.environment, slot_id)
-    return ok(view.to_payload(store.now_ms()))
+    await services(request).slots.delete(who.environment, _slot_id(request))
+    return ok(DELETED)
 
 
 async def lock_slot(request: Request) -> Response:
@@ -169,8 +167,8 @@ def _check_hold(until_ms: int, now_ms: int, max_hold_s: int) -> None:
 def _checked_drafts(specs: list[SlotSpec]) -> list[SlotDraft]:
     drafts = [
         SlotDraft(
-            start_ms=validation.instant_ms(spec.start_date, "start_date"),
-            end_ms=validation.instant_ms(spec.end_date, "end_date"),
+            start_ms=validation.slot_date_ms(spec.start_date, "start_date"),
+            end_ms=validation.slot_date_ms(spec.end_date, "end_date"),
             capacity=validation.capacity(spec.capacity),
             lockable=spec.lockable,
             metadata_json=validation.metadata_json(spec.metadata),
@@ -205,19 +203,23 @@ def _body_id(resource_id: str) -> str:
     return found
 
 
-def _maybe_instant(value: str | object, field_name: str) -> int | None:
-    return validation.instant_ms(value, field_name) if isinstance(value, str) else None
+def _maybe_slot_date(value: str | object, field_name: str) -> int | None:
+    return validation.slot_date_ms(value, field_name) if isinstance(value, str) else None
 
 
 def _query_instant(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
+    # A `+hh:mm` offset sent unencoded in a query string arrives as a space.
+    raw = _UNENCODED_PLUS.sub(r"\1+\2", raw)
     try:
         return validation.instant_ms(raw, name)
     except BadRequest:
         raise BadRequest(f"`{name}` must be an ISO 8601 timestamp") from None
 
+
+_UNENCODED_PLUS = re.compile(r"([T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
 
 # Served by service.hot_routes ahead of the router, and by the router too (for requests
 # with an Idempotency-Key).

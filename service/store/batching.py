@@ -23,6 +23,7 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
+from service import operation
 from service.store.client import RedisClient
 from service.store.raw_redis import RawRedis, pack
 
@@ -171,6 +172,7 @@ class BatchedScript:
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
         """EVALSHA with these KEYS and ARGV, in the next batch."""
+        operation.reached()  # from here on, its Idempotency-Key keeps the answer
         return await self.batcher.call(self, keys, args)
 
 

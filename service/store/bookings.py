@@ -11,19 +11,18 @@ import msgspec
 
 from service import keyspace
 from service.clock import Clock
-from service.errors import BookingNotFound, SlotNotFound, StoreUnavailable
+from service.errors import BookingNotFound, SlotNotFound
 from service.ids import canonical_id, new_child_id, same_shard
 from service.records import BookingRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
 from service.store.client import RedisClient
 from service.store.listing import merged_page
-from service.store.refusals import check
+from service.store.refusals import check, stale_attempts
 
 # The hash's values are all strings: strict=False reads "1764..." as an int.
 _booking_json = msgspec.json.Decoder(BookingRecord, strict=False)
 RECEIPT_TTL_MS = 24 * 3600 * 1000
 _MAX_HOPS = 16  # forwarding addresses followed before giving up (a booking moved that often)
-_STALE_RETRIES = 8
 STALE_PAUSE_S = 0.05  # a move in flight settles in milliseconds; its healer within seconds
 
 
@@ -191,13 +190,13 @@ class BookingStore:
         A booking is addressed through the slot it was found on, and a reschedule may
         move it between the look-up and the script; the script then answers STALE.
         """
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the booking"):
             found = await self.get(environment, booking_id)
             reply = await attempt(found)
             if reply[0] != "STALE":
                 return found, check(reply, self._clock())
             await asyncio.sleep(STALE_PAUSE_S)
-        raise StoreUnavailable("the booking is being moved; retry", retry_after_s=1)
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def move_within_resource(
         self, environment: str, found: BookingRecord, target_slot_id: str, holder: str

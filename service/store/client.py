@@ -40,11 +40,11 @@ async def read_slot_views(redis: RedisClient, slot_ids: list[str]) -> list[SlotV
     for slot_id in slot_ids:
         pipe.hgetall(keyspace.slot(slot_id))
         pipe.pexpiretime(keyspace.lock(slot_id))
-        pipe.hmget(keyspace.resource(slot_id), ["status", "booking_disabled_before"])
+        pipe.hmget(keyspace.resource(slot_id), ["status", "booking_disabled_before", "timezone"])
     replies: list[Any] = await pipe.execute()
     views = []
     for at in range(0, len(replies), 3):
-        slot_hash, locked_until_ms, (status, disabled_before_s) = replies[at : at + 3]
+        slot_hash, locked_until_ms, (status, disabled_before_s, timezone) = replies[at : at + 3]
         if slot_hash:
             views.append(
                 SlotView(
@@ -52,6 +52,7 @@ async def read_slot_views(redis: RedisClient, slot_ids: list[str]) -> list[SlotV
                     max(0, int(locked_until_ms)),
                     status == "published",
                     int(disabled_before_s or 0),
+                    timezone or "UTC",
                 )
             )
     return views

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from service.clock import format_instant
@@ -13,8 +13,13 @@ from service.errors import (
     LockNotOwned,
     ResourceNotFound,
     SlotNotFound,
+    StoreUnavailable,
     Unprocessable,
 )
+
+# A script answers STALE when what the store read before calling it changed meanwhile
+# (a slot added, a booking moved): the store reads again and calls it again.
+STALE_RETRIES = 8
 
 Refusal = Callable[[list[Any], int], ApiError]
 
@@ -75,3 +80,13 @@ def check(reply: list[Any], now_ms: int) -> list[Any]:
     if refusal is None:
         raise RuntimeError(f"script answered an unknown status {status!r}")
     raise refusal(reply, now_ms)
+
+
+def stale_attempts(what: str) -> Iterator[int]:
+    """Attempt numbers for a read-then-script loop; past the last, 503 E103 naming `what`.
+
+    Running out is contention, not a bad request: the client is told to retry, like
+    any other time Redis cannot take the request now.
+    """
+    yield from range(STALE_RETRIES)
+    raise StoreUnavailable(f"{what} kept changing during the request; retry", retry_after_s=1)

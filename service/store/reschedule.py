@@ -29,18 +29,17 @@ import msgspec
 
 from service import keyspace
 from service.clock import Clock
-from service.errors import SlotNotFound, StoreUnavailable
+from service.errors import SlotNotFound
 from service.ids import canonical_id, same_shard
 from service.records import BookingRecord, from_flat, to_flat
 from service.scripts import Scripts
 from service.store.bookings import STALE_PAUSE_S, BookingStore
 from service.store.client import RedisClient
-from service.store.refusals import check
+from service.store.refusals import check, stale_attempts
 
 logger = logging.getLogger("slotlock.reschedule")
 
 INTENT_DEADLINE_MS = 15_000  # far beyond a healthy move; only then may the healer step in
-_STALE_RETRIES = 8
 
 
 class Intent(msgspec.Struct, frozen=True):
@@ -80,7 +79,7 @@ class Rescheduler:
         """Move the booking to `target_slot_id`, all or nothing."""
         if canonical_id(target_slot_id) != target_slot_id:
             raise SlotNotFound("slot not found")
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the booking"):
             found = await self._bookings.get(environment, booking_id)
             if found.slot_id == target_slot_id:
                 return found
@@ -93,7 +92,7 @@ class Rescheduler:
             if reply[0] != "STALE":
                 return from_flat(check(reply, self._clock())[1], BookingRecord)
             await asyncio.sleep(STALE_PAUSE_S)
-        raise StoreUnavailable("the booking is being changed by another request; retry")
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def _move_across(
         self, environment: str, found: BookingRecord, target_slot_id: str, holder: str

@@ -13,11 +13,10 @@ from service.ids import canonical_id, new_resource_id
 from service.records import ResourceRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
 from service.store.client import RedisClient, members
-from service.store.refusals import check
+from service.store.refusals import check, stale_attempts
 from service.store.resource_index import ResourceIndex
 
 _TAG_ATTEMPTS = 16
-_STALE_RETRIES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +87,13 @@ class ResourceStore:
         """Delete the resource with every slot, lock and booking it owns."""
         _checked(resource_id)
         mark_ms = await self.index.mark(environment, resource_id)
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the slots of this resource"):
             reply = await self._delete_once(environment, resource_id)
             if reply[0] != "STALE":
                 check(reply, self._clock())
                 await self.index.drop(environment, resource_id, mark_ms)
                 return
-        raise RuntimeError("resource deletion kept racing with slot changes")
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def _delete_once(self, environment: str, resource_id: str) -> list[Any]:
         slot_ids = await members(self._redis, keyspace.resource_slots(resource_id))

@@ -7,14 +7,14 @@ from typing import Any
 
 from service import keyspace
 from service.clock import Clock
-from service.errors import ResourceNotFound, SlotNotFound, StoreUnavailable
+from service.errors import ResourceNotFound, SlotNotFound
 from service.ids import canonical_id, new_child_id
 from service.records import SlotRecord, to_flat
 from service.scripts import Scripts
 from service.store.bands import band_bounds, band_score, sort_key_of
 from service.store.client import RedisClient, members
 from service.store.listing import merged_page
-from service.store.refusals import check
+from service.store.refusals import check, stale_attempts
 from service.views import SlotView
 
 
@@ -98,7 +98,7 @@ class SlotStore:
         now_ms = self._clock()
         records = [_new_record(environment, resource_id, draft, now_ms) for draft in drafts]
         field_count = len(to_flat(records[0]))
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the slots of this resource"):
             neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
             keys = [keyspace.resource(resource_id), keyspace.resource_slots(resource_id)]
             args: list[str | int] = [environment, field_count]
@@ -108,9 +108,12 @@ class SlotStore:
             reply = await self._scripts.create_slots(keys, args)
             if reply[0] != "STALE":
                 check(reply, now_ms)
-                published, disabled_before_s = reply[1] == "published", int(reply[2])
-                return [SlotView(record, 0, published, disabled_before_s) for record in records]
-        raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
+                _, status, disabled_before_s, timezone = reply
+                return [
+                    SlotView(record, 0, status == "published", int(disabled_before_s), timezone)
+                    for record in records
+                ]
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def _neighbours(self, resource_id: str, ends: list[tuple[int, str]]) -> list[str]:
         """For each (end_ms, id to skip): the slot starting last before end_ms, or "".
@@ -141,7 +144,7 @@ class SlotStore:
     async def update(self, environment: str, slot_id: str, changes: SlotChanges) -> SlotView:
         """Apply a PATCH in one script: range, overlap and capacity checked there."""
         view_keys = _view_keys(slot_id)
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the slots of this resource"):
             end_ms = changes.end_ms
             if end_ms is None:
                 end_ms = int(await self._redis.hget(keyspace.slot(slot_id), "end_ms") or 0)
@@ -165,7 +168,7 @@ class SlotStore:
             reply = await self._scripts.update_slot(keys, args)
             if reply[0] != "STALE":
                 return SlotView.from_script(check(reply, now_ms)[1])
-        raise StoreUnavailable("slots of this resource kept changing; retry", retry_after_s=1)
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
@@ -176,7 +179,7 @@ class SlotStore:
 
     async def delete(self, environment: str, slot_id: str) -> None:
         """Delete a slot without active bookings, with its cancelled bookings."""
-        for _ in range(_STALE_RETRIES):
+        for _ in stale_attempts("the bookings of this slot"):
             booking_ids = await members(self._redis, keyspace.slot_bookings(slot_id))
             keys = [
                 *_view_keys(slot_id),
@@ -190,26 +193,35 @@ class SlotStore:
             if reply[0] != "STALE":
                 check(reply, self._clock())
                 return
-        raise RuntimeError("slot deletion kept racing with booking changes")
+        raise AssertionError("unreachable: stale_attempts raises when it runs out")
 
     async def page(
-        self, environment: str, resource_ids: list[str], where: SlotFilter, offset: int, limit: int
+        self,
+        environment: str,
+        resource_ids: list[str],
+        where: SlotFilter,
+        window: tuple[int, int],
+        now_ms: int,
     ) -> tuple[list[SlotView], int]:
-        """Slots [offset, offset + limit) of the resources passing `where`, by start; the total."""
-        now_ms = self._clock()
+        """Slots [offset, offset + limit) of the resources passing `where`, by start; the total.
+
+        `now_ms` decides which locks and booking windows have ended: the caller shows
+        the views at the same instant, so each slot shows what the filter saw.
+        """
+        offset, limit = window
 
         async def keys(resource_id: str, count: int) -> tuple[int, list[tuple[int, str]]]:
             reply = await self._list(environment, resource_id, where, now_ms, (0, count), False)
-            flat = reply[4:]
+            flat = reply[5:]
             return int(reply[1]), [
                 (int(start), str(id_)) for start, id_ in zip(flat[::2], flat[1::2], strict=True)
             ]
 
         async def views(resource_id: str, at: int, count: int) -> tuple[int, list[SlotView]]:
             reply = await self._list(environment, resource_id, where, now_ms, (at, count), True)
-            status, disabled_before, flat = reply[2], reply[3], reply[4:]
+            resource, flat = reply[2:5], reply[5:]
             return int(reply[1]), [
-                SlotView.from_script([slot_json, locked_until_ms, status, disabled_before])
+                SlotView.from_script([slot_json, locked_until_ms, *resource])
                 for slot_json, locked_until_ms in zip(flat[::2], flat[1::2], strict=True)
             ]
 
@@ -233,7 +245,7 @@ class SlotStore:
         window: tuple[int, int],
         with_views: bool,
     ) -> list[Any]:
-        """One call of lua/list_slots.lua: ["OK", total, status, booking window, items...]."""
+        """One call of lua/list_slots.lua: ["OK", total, status, window, timezone, items...]."""
         keys = [
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),
@@ -252,14 +264,11 @@ class SlotStore:
             int(with_views),
         ]
         reply: list[Any] = await self._scripts.list_slots(keys, args)
-        return reply if reply[0] == "OK" else ["OK", 0, "", 0]
+        return reply if reply[0] == "OK" else ["OK", 0, "", 0, "UTC"]
 
     def now_ms(self) -> int:
         """The store's clock, for callers that render views."""
         return self._clock()
-
-
-_STALE_RETRIES = 8
 
 
 def _view_keys(slot_id: str) -> list[str]:
