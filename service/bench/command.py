@@ -48,6 +48,15 @@ def register(commands: Any) -> None:
         help="instead: count each server's instructions per request over N lock/unlock "
         "requests under valgrind's callgrind (steady where requests/s are noisy)",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="instead: list latency at 1,000 and 100,000 slots per filter, lock p99 beside a "
+        "client that lists without pause, and Redis memory per slot (about a minute)",
+    )
+    parser.add_argument(
+        "--scale-samples", type=at_least(10, int), default=200, help="requests per list measured"
+    )
     parser.set_defaults(command=run)
 
 
@@ -55,6 +64,19 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
     """Run the bench (or, with --instructions, the instruction count)."""
     if arguments.instructions is not None:
         return count_instructions(arguments)
+    if arguments.scale:
+        from service.bench.scale import ScaleOptions
+        from service.bench.scale_report import run_scale_command
+
+        options = ScaleOptions(
+            samples=arguments.scale_samples,
+            duration_s=arguments.duration,
+            warmup_s=arguments.warmup,
+            connections=arguments.connections,
+            server_core=arguments.server_core,
+            load_core=arguments.load_core,
+        )
+        return run_scale_command(options, arguments.json, arguments.keep_files)
     from service.bench.runner import BenchOptions, run_command
 
     return run_command(

@@ -109,7 +109,8 @@ class SlotMemory(msgspec.Struct, kw_only=True):
     idle: int  # the three above
     lock_string: int  # sl:{T}:lock:<id>, while locked
     holds_zset: int  # sl:{T}:holds:<holder>, while its lock_key holds this one slot
-    locked: int  # idle + lock string + holds zset
+    lock_deadline: int = 0  # its share of sl:{T}:locks (the lists' lock deadlines)
+    locked: int  # idle + lock string + holds zset + lock deadline
 
 
 def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str) -> SlotMemory:
@@ -124,6 +125,8 @@ def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str)
     idle = slot_hash + index_entries + resource_share
     lock_string = usage(keyspace.lock(slot_id))
     holds_zset = usage(keyspace.holds(slot_id, holder))
+    locks_key = keyspace.resource_locks(slot_id)
+    lock_deadline = usage(locks_key, max(1, int(client.zcard(locks_key))))
     return SlotMemory(
         slot_hash=slot_hash,
         index_entries=index_entries,
@@ -131,5 +134,6 @@ def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str)
         idle=idle,
         lock_string=lock_string,
         holds_zset=holds_zset,
-        locked=idle + lock_string + holds_zset,
+        lock_deadline=lock_deadline,
+        locked=idle + lock_string + holds_zset + lock_deadline,
     )

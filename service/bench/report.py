@@ -226,7 +226,8 @@ def _details(report: BenchReport) -> list[str]:
         f"Redis memory per slot (MEMORY USAGE, SAMPLES 0): idle {memory.idle} B = slot hash "
         f"{memory.slot_hash} + index entries {memory.index_entries} + resource share "
         f"{memory.resource_share}; locked {memory.locked} B (+ lock string "
-        f"{memory.lock_string} + holds zset {memory.holds_zset})",
+        f"{memory.lock_string} + holds zset {memory.holds_zset} + lock deadline "
+        f"{memory.lock_deadline})",
     ]
 
 

@@ -60,7 +60,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
     directory = Path(tempfile.mkdtemp(prefix="slotlock-bench-"))
     started_at = iso(time.time())
     try:
-        with _pinned_to(options.load_core if can_pin() else None):
+        with pinned_to(options.load_core if can_pin() else None):
             phases, figures = _phases(options, directory)
     except BaseException:
         print(f"slotlock bench: logs kept in {directory}", file=sys.stderr)
@@ -98,7 +98,7 @@ def _phases(options: BenchOptions, directory: Path) -> tuple[list[PhaseResult], 
 
 
 @contextlib.contextmanager
-def _pinned_to(core: int | None) -> Iterator[None]:
+def pinned_to(core: int | None) -> Iterator[None]:
     """Keep this process (and the children it starts unpinned) on the generator's core."""
     if core is None:
         yield
