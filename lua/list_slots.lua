@@ -24,7 +24,7 @@ Returns:
   {"NO_RESOURCE"}        no such resource in this environment: an empty list
 ]]
 --!include bands.lua
---!include slot_index.lua
+--!include blocked.lua
 --!include pages.lua
 --!include slot_view.lua
 local resource_key, starts_key, locks_key, slot_prefix, lock_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

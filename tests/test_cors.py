@@ -143,7 +143,7 @@ def test_an_unexpected_failure_carries_cors(api: Api, monkeypatch: pytest.Monkey
     async def boom(*_: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(api.app.state.services.resources, "list_all", boom)
+    monkeypatch.setattr(api.app.state.services.resources, "page", boom)
     response = api.call("GET", "/resources", headers={"origin": PAGE})
     assert error_of(response) == (500, "E001")
     readable(response)

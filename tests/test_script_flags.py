@@ -24,7 +24,7 @@ SCRIPT_NAMES = sorted(path.stem for path in lua_dir().glob("*.lua"))
 WRITE_COMMANDS = {"DEL", "HINCRBY", "HSET", "PEXPIREAT", "SET", "ZADD", "ZREM", "ZREMRANGEBYSCORE"}
 READ_COMMANDS = {
     "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "PEXPIRETIME", "ZCARD", "ZREVRANGEBYSCORE",
-    "ZSCORE",
+    "ZSCORE", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE", "ZRANK",
 }  # fmt: skip
 
 _CALL = re.compile(r"redis\.p?call\(\s*['\"]([A-Za-z]+)['\"]")

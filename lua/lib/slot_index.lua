@@ -19,13 +19,6 @@ local function reindex_slot(starts_key, slot_key)
   end
 end
 
--- blocked_now: whether a lock keeps every free place of an open slot from a new booking
--- at now_ms (the service's clock, as the slot's view compares it). The one place that
--- says so; lists and counts of available slots ask it for each live lock.
-local function blocked_now(lock_key, now_ms)
-  return redis.call('PEXPIRETIME', lock_key) > tonumber(now_ms)
-end
-
 -- How long a lock deadline stays in `sl:{T}:locks` after it passed: a margin for pods
 -- whose clocks run behind the one that drops it.
 local LOCK_DEADLINE_MARGIN_MS = 60000
