@@ -23,8 +23,7 @@ Returns:
   {"HOLD_CAP", max_holds}      this lock_key already holds max_holds slots of the resource
 ]]
 --!include slot_view.lua
---!include bands.lua
---!include slot_index.lua
+--!include lock_deadlines.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local locks_key = KEYS[5]
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]

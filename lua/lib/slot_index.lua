@@ -3,7 +3,7 @@
 -- script that changes a slot's status, capacity, start or active bookings calls
 -- reindex_slot in the same step, so the bands are exact at every instant. What changes
 -- with no request at all (locks ending, booking windows closing) is not in the bands:
--- lists work it out from the lock deadlines (`sl:{T}:locks`) and the clock.
+-- lists work it out from the lock deadlines (`sl:{T}:locks`, lock_deadlines.lua) and the clock.
 
 -- Whether a slot with these fields is open (could take a booking, were it not for
 -- locks and the clock).
@@ -17,16 +17,4 @@ local function reindex_slot(starts_key, slot_key)
   if slot[1] then
     redis.call('ZADD', starts_key, band_score(slot[2], slot_is_open(slot[3], slot[4], slot[5])), slot[1])
   end
-end
-
--- How long a lock deadline stays in `sl:{T}:locks` after it passed: a margin for pods
--- whose clocks run behind the one that drops it.
-local LOCK_DEADLINE_MARGIN_MS = 60000
-
--- note_lock: the resource's lock deadlines learn that the slot may be locked until
--- until_ms; deadlines long past are dropped, so the set holds about the live locks.
-local function note_lock(locks_key, slot_id, until_ms, now_ms)
-  redis.call('ZADD', locks_key, until_ms, slot_id)
-  local stale_ms = string.format('%d', tonumber(now_ms) - LOCK_DEADLINE_MARGIN_MS)
-  redis.call('ZREMRANGEBYSCORE', locks_key, '-inf', '(' .. stale_ms)
 end

@@ -109,7 +109,7 @@ class SlotMemory(msgspec.Struct, kw_only=True):
     idle: int  # the three above
     lock_string: int  # sl:{T}:lock:<id>, while locked
     holds_zset: int  # sl:{T}:holds:<holder>, while its lock_key holds this one slot
-    lock_deadline: int = 0  # its share of sl:{T}:locks (the lists' lock deadlines)
+    lock_deadline: int = 0  # its entry in sl:{T}:locks, plus its share of that set's overhead
     locked: int  # idle + lock string + holds zset + lock deadline
 
 
@@ -125,8 +125,7 @@ def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str)
     idle = slot_hash + index_entries + resource_share
     lock_string = usage(keyspace.lock(slot_id))
     holds_zset = usage(keyspace.holds(slot_id, holder))
-    locks_key = keyspace.resource_locks(slot_id)
-    lock_deadline = usage(locks_key, max(1, int(client.zcard(locks_key))))
+    lock_deadline = _lock_deadline_share(client, slot_id, slot_count)
     return SlotMemory(
         slot_hash=slot_hash,
         index_entries=index_entries,
@@ -137,3 +136,21 @@ def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str)
         lock_deadline=lock_deadline,
         locked=idle + lock_string + holds_zset + lock_deadline,
     )
+
+
+def _lock_deadline_share(client: redis.Redis, slot_id: str, slot_count: int) -> int:
+    """A locked slot's entry in its resource's lock deadlines, and its share of the set itself.
+
+    The set is the resource's, like its hash: its fixed overhead is shared by the
+    resource's slots (as `resource_share` is), its entries by the slots locked. One
+    entry's cost is what one more member of the same size adds (added, then removed).
+    """
+    locks_key = keyspace.resource_locks(slot_id)
+    entries = int(client.zcard(locks_key))
+    total = int(client.memory_usage(locks_key, samples=0) or 0)
+    probe = "0" * len(slot_id)
+    client.zadd(locks_key, {probe: 0})
+    entry = int(client.memory_usage(locks_key, samples=0) or 0) - total
+    client.zrem(locks_key, probe)
+    overhead = max(0, total - entry * entries)
+    return entry + math.ceil(overhead / slot_count)
