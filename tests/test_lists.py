@@ -156,3 +156,14 @@ def test_a_resource_change_cut_short_is_settled_by_the_next_list(
     assert second not in ids
     assert total == len(ids) == 2
     assert run(api, redis.zcard, changes) == 0
+
+
+def test_deep_pages_across_resources(
+    clocked_api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages past the deep-page bound (totals first) match brute force; past the end, empty."""
+    monkeypatch.setattr("service.store.listing.DEEP_PAGE", 5)
+    check_every_list(clocked_api, world, limits=(4,))
+    body = clocked_api.call("GET", "/slots", params={"page": 1000, "limit": 50}).json()
+    assert body["data"] == []
+    assert body["meta"]["total"] == len(world.slot_ids)

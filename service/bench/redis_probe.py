@@ -142,15 +142,20 @@ def _lock_deadline_share(client: redis.Redis, slot_id: str, slot_count: int) -> 
     """A locked slot's entry in its resource's lock deadlines, and its share of the set itself.
 
     The set is the resource's, like its hash: its fixed overhead is shared by the
-    resource's slots (as `resource_share` is), its entries by the slots locked. One
-    entry's cost is what one more member of the same size adds (added, then removed).
+    resource's slots (as `resource_share` is), its entries by the slots locked. An
+    entry costs what ten more members of the same size add, over ten (allocations
+    grow in steps, so one member may add nothing); they are removed again.
     """
     locks_key = keyspace.resource_locks(slot_id)
     entries = int(client.zcard(locks_key))
     total = int(client.memory_usage(locks_key, samples=0) or 0)
-    probe = "0" * len(slot_id)
-    client.zadd(locks_key, {probe: 0})
-    entry = int(client.memory_usage(locks_key, samples=0) or 0) - total
-    client.zrem(locks_key, probe)
+    probes = {f"{at:0{len(slot_id)}d}": 0 for at in range(_PROBE_ENTRIES)}
+    client.zadd(locks_key, probes)
+    grown = int(client.memory_usage(locks_key, samples=0) or 0)
+    client.zrem(locks_key, *probes)
+    entry = math.ceil((grown - total) / _PROBE_ENTRIES)
     overhead = max(0, total - entry * entries)
     return entry + math.ceil(overhead / slot_count)
+
+
+_PROBE_ENTRIES = 10

@@ -8,7 +8,8 @@ shard), so a list over R resources reads, in two rounds of concurrent calls:
    and how many of its matches come before them; each resource that has items on the
    page then returns exactly those, whole.
 
-Cost: R x (offset + limit) sort keys and `limit` records, whatever the resources hold.
+Cost: R x (offset + limit) sort keys and `limit` records, whatever the resources hold
+(and a page past the end, after a first round for the totals, nothing more).
 Each resource's part is read atomically; two resources are read moments apart.
 """
 
@@ -22,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+DEEP_PAGE = 1_000  # items before a page's end from which the totals are read first
 
 SortKey = tuple[int, str]
 FetchKeys = Callable[[str, int], Awaitable[tuple[int, list[SortKey]]]]
@@ -44,6 +47,13 @@ async def merged_page(
     if len(owner_ids) == 1:
         total, items = await fetch_items(owner_ids[0], offset, limit)
         return items, total
+    if offset + limit > DEEP_PAGE:
+        # A page far down (or past the end): learn the totals first, so that a page
+        # past the end costs nothing, and one before it only what lies before it.
+        totals = await asyncio.gather(*(fetch_keys(owner, 0) for owner in owner_ids))
+        total = sum(count for count, _ in totals)
+        if offset >= total:
+            return [], total
     heads = await asyncio.gather(*(fetch_keys(owner, offset + limit) for owner in owner_ids))
     total = sum(count for count, _ in heads)
     streams = [
