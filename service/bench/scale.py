@@ -165,11 +165,10 @@ async def load(redis_url: str, sizes: tuple[int, int]) -> Loaded:
             slot_ids += [view.record.id for view in views]
         booked = slot_ids[::7]
         disabled = [slot_id for at, slot_id in enumerate(slot_ids) if at % 13 == 5]
-        locked = [
-            slot_id
-            for at, slot_id in enumerate(slot_ids)
-            if at % 97 == 3 and at % 7 != 0 and at % 13 != 5
-        ][:LOCKED_PER_RESOURCE]
+        # The same number of locks at both sizes, spread over the resource: a list with
+        # `available` also reads each live lock, so this compares sizes, not lock counts.
+        lockable = [s for at, s in enumerate(slot_ids) if at % 7 != 0 and at % 13 != 5]
+        locked = lockable[:: len(lockable) // LOCKED_PER_RESOURCE][:LOCKED_PER_RESOURCE]
         for chunk in _chunks(booked, 500):
             await asyncio.gather(*(found.bookings.create("bench", s, "", "{}") for s in chunk))
         for chunk in _chunks(disabled, 500):
