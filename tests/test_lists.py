@@ -167,3 +167,16 @@ def test_deep_pages_across_resources(
     body = clocked_api.call("GET", "/slots", params={"page": 1000, "limit": 50}).json()
     assert body["data"] == []
     assert body["meta"]["total"] == len(world.slot_ids)
+
+
+def test_a_change_to_no_such_resource_marks_nothing(clocked_api: Api) -> None:
+    """A rename, publish or delete of an unknown resource is a 404 that leaves no mark."""
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for method, path, body in (
+        ("PATCH", f"/resources/{unknown}", {"name": "x"}),
+        ("POST", f"/resources/{unknown}/publish", None),
+        ("DELETE", f"/resources/{unknown}", None),
+    ):
+        assert clocked_api.call(method, path, body).status_code == 404
+    changes = keyspace.environment_resource_changes("test")
+    assert run(clocked_api, redis_of(clocked_api).zcard, changes) == 0

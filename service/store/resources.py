@@ -70,6 +70,8 @@ class ResourceStore:
     ) -> ResourceRecord:
         """Set some fields (name, status, settings, metadata) and stamp updated_ms."""
         indexed = "name" in fields or "status" in fields
+        if indexed:
+            await self.get(environment, resource_id)  # no mark for what is not there (404)
         mark_ms = await self.index.mark(environment, resource_id) if indexed else None
         now_ms = self._clock()
         flat: list[str | int] = []
@@ -85,7 +87,7 @@ class ResourceStore:
 
     async def delete(self, environment: str, resource_id: str) -> None:
         """Delete the resource with every slot, lock and booking it owns."""
-        _checked(resource_id)
+        await self.get(environment, resource_id)  # no mark for what is not there (404)
         mark_ms = await self.index.mark(environment, resource_id)
         for _ in stale_attempts("the slots of this resource"):
             reply = await self._delete_once(environment, resource_id)
