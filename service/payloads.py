@@ -73,9 +73,13 @@ class SlotUpdate(Request):
     metadata: Metadata | UnsetType = UNSET
 
 
+Quantity = Annotated[int, Meta(ge=1, description="places to hold (a partial hold)")]
+
+
 class LockRequest(Request):
     lock_key: LockKey
     lock_until: Instant
+    quantity: Quantity | UnsetType = UNSET  # absent: a whole-slot lock
 
 
 class UnlockRequest(Request):
@@ -136,6 +140,8 @@ class SlotOut(msgspec.Struct, kw_only=True):
     num_bookings: int
     num_active_bookings: int
     num_cancelled_bookings: int
+    num_held_places: int
+    num_free_places: int
     metadata: dict[str, Any]
     created_at: str
     updated_at: str

@@ -16,7 +16,7 @@ _slot_json_decoder = msgspec.json.Decoder(SlotRecord, strict=False)
 
 
 class SlotView(msgspec.Struct, frozen=True):
-    """A slot with what its availability depends on: its lock and its resource.
+    """A slot with what its availability depends on: its lock, its holds and its resource.
 
     (A Struct, not a frozen dataclass: one is built per lock and unlock, and a frozen
     dataclass sets each field through object.__setattr__.)
@@ -26,16 +26,18 @@ class SlotView(msgspec.Struct, frozen=True):
     locked_until_ms: int
     resource_published: bool
     booking_disabled_before_s: int
+    held_places: int = 0  # places held by partial holds running when the view was read
 
     @classmethod
     def from_script(cls, view: list[Any]) -> SlotView:
         """Read the reply of lua/lib/slot_view.lua."""
-        slot_json, locked_until_ms, resource_status, disabled_before_s = view
+        slot_json, locked_until_ms, resource_status, disabled_before_s, held = view
         return cls(
             _slot_json_decoder.decode(slot_json),
             int(locked_until_ms),
             resource_status == "published",
             int(disabled_before_s),
+            int(held),
         )
 
     def locked(self, now_ms: int) -> bool:
@@ -46,15 +48,21 @@ class SlotView(msgspec.Struct, frozen=True):
         """Whether the resource's booking window is still open for this slot."""
         return now_ms < self.record.start_ms - self.booking_disabled_before_s * 1000
 
+    def free_places(self, now_ms: int) -> int:
+        """Places neither booked nor held; 0 while a whole-slot lock is on (lua/lib/places.lua)."""
+        if self.locked(now_ms):
+            return 0
+        slot = self.record
+        return max(0, slot.capacity - slot.num_active_bookings - self.held_places)
+
     def available(self, now_ms: int) -> bool:
         """API.md's `available`: active, published, unlocked, open and with a free place."""
         slot = self.record
         return (
             slot.status == "active"
             and self.resource_published
-            and not self.locked(now_ms)
             and self.booking_open(now_ms)
-            and slot.num_active_bookings < slot.capacity
+            and self.free_places(now_ms) > 0
         )
 
     def to_payload(self, now_ms: int) -> SlotOut:
@@ -73,10 +81,22 @@ class SlotView(msgspec.Struct, frozen=True):
             num_bookings=slot.num_bookings,
             num_active_bookings=slot.num_active_bookings,
             num_cancelled_bookings=slot.num_cancelled_bookings,
+            num_held_places=self.held_places,
+            num_free_places=self.free_places(now_ms),
             metadata=_metadata_decoder.decode(slot.metadata),
             created_at=format_instant(slot.created_ms),
             updated_at=format_instant(slot.updated_ms),
         )
+
+
+def held_places(places: dict[str, str], now_ms: int) -> int:
+    """Places held at now_ms, from a slot's held-places hash (as lua/lib/places.lua counts)."""
+    held = 0
+    for entry in places.values():
+        quantity, _, until_ms = entry.split(":")
+        if int(until_ms) > now_ms:
+            held += int(quantity)
+    return held
 
 
 def booking_payload(booking: BookingRecord) -> BookingOut:

@@ -164,6 +164,9 @@ class Rescheduler:
             keyspace.lock(target),
             keyspace.resource(target),
             keyspace.booking(intent.booking_id, target),
+            keyspace.holds(target, intent.holder),
+            keyspace.held(target),
+            keyspace.held_places(target),
         ]
         args = [
             intent.environment,
