@@ -22,7 +22,8 @@ Returns:
   {"NOT_LOCKABLE"}
   {"SLOT_DISABLED"}
   {"SLOT_FULL"}                whole-slot lock: no free place
-  {"PLACES_SHORT", free}       partial hold: only `free` places are free besides the key's own
+  {"PLACES_SHORT", free, own}  partial hold: only `free` places are free besides the `own`
+                               places the key holds already (its hold stays as it was)
   {"LOCKED", locked_until_ms}  held whole by another lock_key
   {"HELD", held_until_ms}      whole-slot lock refused: another lock_key holds places (the
                                first of those holds ends then)
@@ -81,7 +82,7 @@ if quantity == 0 then
 else
   local free = tonumber(slot.capacity) - tonumber(slot.num_active_bookings) - others_held
   if quantity > free then
-    return {'PLACES_SHORT', math.max(free, 0)}
+    return {'PLACES_SHORT', math.max(free - own_quantity, 0), own_quantity}
   end
 end
 

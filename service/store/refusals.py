@@ -38,6 +38,14 @@ def _held(reply: list[Any], now_ms: int) -> ApiError:
     )
 
 
+def _places_short(reply: list[Any], now_ms: int) -> ApiError:
+    free, own = int(reply[1]), int(reply[2])
+    return Unprocessable(
+        "E049",
+        f"only {free} places of the slot are free besides the {own} this lock_key holds",
+    )
+
+
 def _capacity_too_low(reply: list[Any], now_ms: int) -> ApiError:
     held = int(reply[2]) if len(reply) > 2 else 0
     return Unprocessable(
@@ -54,9 +62,7 @@ REFUSALS: dict[str, Refusal] = {
     "NOT_LOCKABLE": lambda reply, now_ms: Unprocessable("E044", "the slot is not lockable"),
     "SLOT_DISABLED": lambda reply, now_ms: Unprocessable("E051", "the slot is disabled"),
     "SLOT_FULL": lambda reply, now_ms: Unprocessable("E049", "the slot has no free place"),
-    "PLACES_SHORT": lambda reply, now_ms: Unprocessable(
-        "E049", f"only {reply[1]} places of the slot are free besides this lock_key's own"
-    ),
+    "PLACES_SHORT": _places_short,
     "LOCKED": _locked,
     "HELD": _held,
     "NOT_OWNER": lambda reply, now_ms: LockNotOwned(
