@@ -8,7 +8,13 @@ Each server (bare, naive, slotlock) runs under `valgrind --tool=callgrind`
 with counting off; after an unmeasured warm-up, counting is switched on for N
 lock/unlock requests at the bench's concurrency, and off again. slotlock is
 then counted a second time, in the same process, over N lock/unlock requests
-that send `quantity` (partial holds of 2 places on slots of capacity 4).
+that send `quantity` (partial holds of 2 places on slots of capacity 4), and a
+third time over whole-slot locks again. The holds are compared with that third
+count: the first counted window of a process costs some 10% more whichever
+kind it counts (valgrind translates the code afresh when counting starts, so
+that window runs longer and more of the service's timed background work falls
+into it), and the first count stays as it always was, comparable with earlier
+runs.
 
 What it counts: the server process's user-space instructions (the interpreter,
 C extensions, libc). What it leaves out: the kernel's work, system calls and
@@ -57,6 +63,7 @@ HOLD_QUANTITY = 2  # places per partial hold in the holds count
 HOLD_CAPACITY = 4  # places per slot there
 SLOTLOCK = "slotlock"
 SLOTLOCK_HOLDS = "slotlock, partial holds"
+SLOTLOCK_AGAIN = "slotlock, locks again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +120,24 @@ def run_instructions(options: InstructionOptions) -> list[InstructionCount]:
         slotlock = _Counted(SLOTLOCK, slotlock_argv(port), port, directory, server_core)
         slotlock.ready_path = "/readyz"
 
+        made: dict[str, list[str]] = {}
+
         def slots() -> list[str]:
-            main, _ = run_async(create_schedules(slotlock.url, pair.secret_key, options.slots))
-            return main.slot_ids
+            if "main" not in made:
+                main, _ = run_async(create_schedules(slotlock.url, pair.secret_key, options.slots))
+                made["main"] = main.slot_ids
+            return made["main"]
 
         def classes() -> list[str]:
             made = create_classes(slotlock.url, pair.secret_key, options.slots, HOLD_CAPACITY)
             return run_async(made).slot_ids
 
         slotlock_env = clean_environment(REDIS_URL=redis_url, **UNLIMITED)
-        loads = [(SLOTLOCK, slots, 0), (SLOTLOCK_HOLDS, classes, HOLD_QUANTITY)]
+        loads = [
+            (SLOTLOCK, slots, 0),
+            (SLOTLOCK_HOLDS, classes, HOLD_QUANTITY),
+            (SLOTLOCK_AGAIN, slots, 0),
+        ]
         counts += slotlock.count(slotlock_env, pair.public_key, loads, options)
     finally:
         redis.stop()
@@ -255,13 +270,14 @@ def format_instructions(counts: list[InstructionCount], options: InstructionOpti
         "",
     ]
     for count in counts:
-        if count.name not in (SLOTLOCK, SLOTLOCK_HOLDS):
+        if count.name not in (SLOTLOCK, SLOTLOCK_HOLDS, SLOTLOCK_AGAIN):
             lines.append(f"slotlock / {count.name}: {slotlock / count.per_request:.2f}")
-    if SLOTLOCK_HOLDS in by_name:
-        holds = by_name[SLOTLOCK_HOLDS].per_request
+    if SLOTLOCK_HOLDS in by_name and SLOTLOCK_AGAIN in by_name:
+        holds, again = by_name[SLOTLOCK_HOLDS].per_request, by_name[SLOTLOCK_AGAIN].per_request
         lines.append(
-            f"partial holds ({HOLD_QUANTITY} of {HOLD_CAPACITY} places) / whole-slot locks: "
-            f"{holds / slotlock:.3f} (target <= 1.10)"
+            f"partial holds ({HOLD_QUANTITY} of {HOLD_CAPACITY} places) / whole-slot locks "
+            f"counted after them: {holds / again:.3f} (target <= 1.10; the first count of a "
+            "process runs some 10% high)"
         )
     lines.append(
         "Counted: the server's user-space instructions. Not counted: the kernel's work "
