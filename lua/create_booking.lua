@@ -11,7 +11,6 @@ or a matching partial hold gives up one of its places.
   KEYS[7] receipt_key             sl:{T}:receipt:<idempotency hash>  what an Idempotency-Key booked
   KEYS[8] holds_key               sl:{T}:holds:<holder>              slots the lock_key holds here
   KEYS[9] held_key                sl:{T}:held:<slot id>              partial holds, by until_ms
-  KEYS[10] places_key             sl:{T}:held-places:<slot id>       holder -> "<qty>:<token>:<until>"
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] now_ms                  the service's clock, for the booking window and holds
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -30,7 +29,7 @@ Returns:
 --!include booking_checks.lua
 local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
 local resource_bookings_key, slot_bookings_key, booking_key = KEYS[4], KEYS[5], KEYS[6]
-local receipt_key, holds_key, held_key, places_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local receipt_key, holds_key, held_key = KEYS[7], KEYS[8], KEYS[9]
 local environment, now_ms, holder, booking_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local receipt_ttl_ms = tonumber(ARGV[5])
 
@@ -42,7 +41,7 @@ if booked then
 end
 
 local refusal, own_hold = place_refusal(
-  slot_key, lock_key, places_key, resource_key, environment, holder, now_ms)
+  slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
 if refusal then
   return {refusal}
 end
@@ -60,7 +59,7 @@ local slot_id = redis.call('HGET', slot_key, 'id')
 if redis.call('DEL', lock_key) == 1 then
   redis.call('ZREM', holds_key, slot_id)
 elseif own_hold then
-  take_held_place(held_key, places_key, holds_key, holder, own_hold, slot_id)
+  take_held_place(held_key, holds_key, holder, own_hold, slot_id)
 end
 if receipt_ttl_ms > 0 then
   redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)

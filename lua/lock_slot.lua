@@ -6,8 +6,7 @@ resize or convert what the caller's lock_key already has there.
   KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>", expires at until_ms
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here, by until_ms
-  KEYS[5] held_key       sl:{T}:held:<slot id>          partial holds' holders, by until_ms
-  KEYS[6] places_key     sl:{T}:held-places:<slot id>   holder -> "<quantity>:<token>:<until_ms>"
+  KEYS[5] held_key       sl:{T}:held:<slot id>      partial holds "<holder>:<quantity>:<token>", by until_ms
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key (the key itself never reaches Redis)
   ARGV[3] until_ms       lock_until in epoch ms; Redis drops the lock then (SET PXAT)
@@ -32,7 +31,7 @@ Returns:
 --!include places.lua
 --!include slot_view.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local held_key, places_key = KEYS[5], KEYS[6]
+local held_key = KEYS[5]
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
 local now_ms, max_holds, quantity = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -57,7 +56,7 @@ if current then
   end
   token = current_token
 end
-local holds, held, _, any_ended = live_holds(places_key, now_ms)
+local holds, held = live_holds(held_key, now_ms)
 local own = holds[holder]
 local own_quantity = 0
 if own then
@@ -96,14 +95,12 @@ if not token then
   slot.lock_seq = tostring(token)
 end
 
-if any_ended then
-  drop_ended_holds(held_key, places_key, now_ms)
-end
+drop_ended_holds(held_key, now_ms)
 local locked_until_ms = 0
 if quantity == 0 then
   redis.call('SET', lock_key, holder .. ':' .. token, 'PXAT', until_ms)
   if own then
-    drop_hold(held_key, places_key, holds_key, holder, slot.id)
+    drop_hold(held_key, holds_key, own, slot.id)
   end
   locked_until_ms = tonumber(until_ms)
   held = others_held
@@ -111,7 +108,7 @@ else
   if current then
     redis.call('DEL', lock_key)
   end
-  put_hold(held_key, places_key, holder, quantity, token, until_ms)
+  put_hold(held_key, holder, quantity, token, until_ms, own)
   held = others_held + quantity
 end
 redis.call('ZADD', holds_key, until_ms, slot.id)

@@ -10,8 +10,7 @@ reschedule_booking: move a booking to another slot of the same resource, all or 
   KEYS[6] target_bookings_key      sl:{T}:slot-bookings:<target slot id>
   KEYS[7] resource_key             sl:{T}:resource
   KEYS[8] holds_key                sl:{T}:holds:<holder>     slot ids the request's lock_key holds here
-  KEYS[9] target_held_key          sl:{T}:held:<target slot id>          partial holds, by until_ms
-  KEYS[10] target_places_key       sl:{T}:held-places:<target slot id>   holder -> "<qty>:<token>:<until>"
+  KEYS[9] target_held_key          sl:{T}:held:<target slot id>   partial holds, by until_ms
   ARGV[1] environment              the caller's environment; another one sees nothing
   ARGV[2] now_ms                   the service's clock, for the booking window and holds
   ARGV[3] holder                   SHA-256 hex of the request's lock_key, or ""
@@ -30,7 +29,7 @@ Returns:
 --!include booking_checks.lua
 local booking_key, source_slot_key, source_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local target_slot_key, target_lock_key, target_bookings_key = KEYS[4], KEYS[5], KEYS[6]
-local resource_key, holds_key, target_held_key, target_places_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local resource_key, holds_key, target_held_key = KEYS[7], KEYS[8], KEYS[9]
 local environment, now_ms, holder = ARGV[1], ARGV[2], ARGV[3]
 local booking_id, source_slot_id, target_slot_id = ARGV[4], ARGV[5], ARGV[6]
 
@@ -50,7 +49,7 @@ local status_field = 'num_cancelled_bookings'
 if booking[2] == 'active' then
   status_field = 'num_active_bookings'
   local refusal, own_hold = place_refusal(
-    target_slot_key, target_lock_key, target_places_key, resource_key, environment, holder, now_ms)
+    target_slot_key, target_lock_key, target_held_key, resource_key, environment, holder, now_ms)
   if refusal then
     return {refusal}
   end
@@ -59,7 +58,7 @@ if booking[2] == 'active' then
   if redis.call('DEL', target_lock_key) == 1 then
     redis.call('ZREM', holds_key, target_slot_id)
   elseif own_hold then
-    take_held_place(target_held_key, target_places_key, holds_key, holder, own_hold, target_slot_id)
+    take_held_place(target_held_key, holds_key, holder, own_hold, target_slot_id)
   end
 elseif redis.call('HGET', target_slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}

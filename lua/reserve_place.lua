@@ -12,8 +12,7 @@ place rather than giving it back to the hold.
   KEYS[3] resource_key     sl:{C}:resource
   KEYS[4] booking_key      sl:{C}:booking:<booking id>   where the booking will live
   KEYS[5] holds_key        sl:{C}:holds:<holder>         slot ids the mover's lock_key holds here
-  KEYS[6] held_key         sl:{C}:held:<target slot id>          partial holds, by until_ms
-  KEYS[7] places_key       sl:{C}:held-places:<target slot id>   holder -> "<qty>:<token>:<until>"
+  KEYS[6] held_key         sl:{C}:held:<target slot id>   partial holds, by until_ms
   ARGV[1] environment      the caller's environment; another one sees nothing
   ARGV[2] now_ms           the service's clock, for the booking window and holds
   ARGV[3] holder           SHA-256 hex of the request's lock_key, or ""
@@ -30,7 +29,7 @@ Returns:
 --!include places.lua
 --!include booking_checks.lua
 local slot_key, lock_key, resource_key, booking_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds_key, held_key, places_key = KEYS[5], KEYS[6], KEYS[7]
+local holds_key, held_key = KEYS[5], KEYS[6]
 local environment, now_ms, holder, intent_id, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local existing = redis.call('HMGET', booking_key, 'pending_intent', 'moved_to_slot', 'id')
@@ -43,12 +42,12 @@ end
 
 if status == 'active' then
   local refusal, own_hold = place_refusal(
-    slot_key, lock_key, places_key, resource_key, environment, holder, now_ms)
+    slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
   if refusal then
     return {refusal}
   end
   if own_hold then
-    take_held_place(held_key, places_key, holds_key, holder, own_hold, redis.call('HGET', slot_key, 'id'))
+    take_held_place(held_key, holds_key, holder, own_hold, redis.call('HGET', slot_key, 'id'))
   end
 elseif redis.call('HGET', slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}

@@ -10,7 +10,6 @@ already has changes nothing, so a retried cancel is harmless.
   KEYS[4] resource_key   sl:{T}:resource
   KEYS[5] holds_key      sl:{T}:holds:<holder>          slot ids the request's lock_key holds here
   KEYS[6] held_key       sl:{T}:held:<slot id>          partial holds, by until_ms
-  KEYS[7] places_key     sl:{T}:held-places:<slot id>   holder -> "<qty>:<token>:<until>"
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] status         "cancelled" or "active"
   ARGV[3] now_ms         becomes updated_ms; holds that ended before it no longer count
@@ -26,7 +25,7 @@ Returns:
 --!include places.lua
 --!include booking_checks.lua
 local booking_key, slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds_key, held_key, places_key = KEYS[5], KEYS[6], KEYS[7]
+local holds_key, held_key = KEYS[5], KEYS[6]
 local environment, status, now_ms, holder, slot_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local current, refusal = settled_status(booking_key, environment, slot_id)
@@ -40,14 +39,14 @@ if current ~= status then
     if slot[1] ~= 'active' then
       return {'SLOT_DISABLED'}
     end
-    local refusal, own_hold = lock_refusal(slot[3], slot[4], lock_key, places_key, holder, now_ms)
+    local refusal, own_hold = lock_refusal(slot[3], slot[4], lock_key, held_key, holder, now_ms)
     if refusal then
       return {refusal}
     end
     -- A whole-slot lock of the holder stays (enable is no checkout); a partial hold gives
     -- up the place the booking took.
     if own_hold then
-      take_held_place(held_key, places_key, holds_key, holder, own_hold, slot[2])
+      take_held_place(held_key, holds_key, holder, own_hold, slot[2])
     end
     move_counters(slot_key, resource_key, 'num_active_bookings', 1)
     move_counters(slot_key, resource_key, 'num_cancelled_bookings', -1)

@@ -6,8 +6,7 @@ whole partial hold); compare and delete in one step.
   KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>"
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here
-  KEYS[5] held_key       sl:{T}:held:<slot id>          partial holds' holders, by until_ms
-  KEYS[6] places_key     sl:{T}:held-places:<slot id>   holder -> "<quantity>:<token>:<until_ms>"
+  KEYS[5] held_key       sl:{T}:held:<slot id>      partial holds "<holder>:<quantity>:<token>", by until_ms
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key
   ARGV[3] now_ms         the service's clock: holds that ended before it no longer count
@@ -20,7 +19,7 @@ Returns:
 --!include places.lua
 --!include slot_view.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local held_key, places_key = KEYS[5], KEYS[6]
+local held_key = KEYS[5]
 local environment, holder, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
 local slot = slot_fields(slot_key)
@@ -36,12 +35,10 @@ if current then
   redis.call('DEL', lock_key)
   redis.call('ZREM', holds_key, slot.id)
 end
-local holds, held = live_holds(places_key, now_ms)
-if redis.call('HEXISTS', places_key, holder) == 1 then
-  local own = holds[holder]
-  if own then
-    held = held - own[1]
-  end
-  drop_hold(held_key, places_key, holds_key, holder, slot.id)
+local holds, held = live_holds(held_key, now_ms)
+local own = holds[holder]
+if own then
+  held = held - own[1]
+  drop_hold(held_key, holds_key, own, slot.id)
 end
 return {'OK', slot_view_of(slot, 0, resource_key, held)}

@@ -12,8 +12,8 @@ never written in the same script as a resource's keys.
     sl:{T}:slot:<slot id>        hash    a slot
     sl:{T}:lock:<slot id>        string  "<lock key hash>:<token>", expires at lock_until (PXAT)
     sl:{T}:holds:<lock key hash> zset    slots one lock_key locks or holds places on, by until (ms)
-    sl:{T}:held:<slot id>        zset    a slot's partial holders (lock key hashes), by until (ms)
-    sl:{T}:held-places:<slot id> hash    partial holder -> "<quantity>:<token>:<until ms>"
+    sl:{T}:held:<slot id>        zset    a slot's partial holds "<lock key hash>:<places>:<token>",
+                                         scored by until (ms)
     sl:{T}:slot-bookings:<id>    zset    a slot's booking ids, scored by creation (ms)
     sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
     sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
@@ -67,13 +67,8 @@ def holds(object_id: str, holder: str) -> str:
 
 
 def held(slot_id: str) -> str:
-    """Who holds places of a slot (lock key hashes), scored by until_ms: its hold deadlines."""
+    """A slot's partial holds, "<lock key hash>:<places>:<token>" scored by until_ms."""
     return f"{_tagged(slot_id)}:held:{slot_id}"
-
-
-def held_places(slot_id: str) -> str:
-    """How many places each partial holder of a slot holds, with its token and until_ms."""
-    return f"{_tagged(slot_id)}:held-places:{slot_id}"
 
 
 def slot_bookings(slot_id: str) -> str:

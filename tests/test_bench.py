@@ -86,7 +86,7 @@ def test_bench_report_prints_phases_ratios_and_targets() -> None:
              for name in REPORTED}  # fmt: skip
     memory = SlotMemory(slot_hash=400, index_entries=100, resource_share=1, idle=501,
                         lock_string=100, holds_zset=150, locked=751, held_zset=120,
-                        places_hash=110, held=881)  # fmt: skip
+                        held=771)  # fmt: skip
     setup = BenchSetup(duration_s=10, warmup_s=2, connections=50, slots=1000, client="raw",
                        server_cores="core 0", load_cores="core 1", log_level="INFO")  # fmt: skip
     phases = [phase("ceiling", 16000, 4.0), phase("naive", 6000, 25.0), phase("slotlock", 9600, 8)]
@@ -103,7 +103,7 @@ def test_bench_report_prints_phases_ratios_and_targets() -> None:
     assert "slotlock/naive 1.60x" in text
     assert "naive (1 EVALSHA/request)" in text
     assert "locked 751 B" in text
-    assert "with a partial hold 881 B" in text
+    assert "with a partial hold 771 B" in text
     assert "hold 1.00 (EVALSHA 1.00)" in text
     assert text.rstrip().endswith("ok")
 

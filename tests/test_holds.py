@@ -297,24 +297,18 @@ def test_deleting_a_slot_deletes_its_holds(api: Api, class_of_5: str) -> None:
     held(api, class_of_5, "key-a", 2)
     api.ok("DELETE", f"/slots/{class_of_5}")
     redis = redis_of(api)
-    keys = [keyspace.held(class_of_5), keyspace.held_places(class_of_5)]
-    assert run(api, redis.exists, *keys) == 0
+    assert run(api, redis.exists, keyspace.held(class_of_5)) == 0
 
 
 # --- ending by itself, bounds, bad input ---
 
 
 def test_hold_keys_expire_with_their_longest_hold(api: Api, class_of_5: str) -> None:
-    """Redis drops a slot's hold keys at the latest lock_until: no sweeper needed."""
+    """Redis drops a slot's holds at the latest lock_until: no sweeper needed."""
     held(api, class_of_5, "key-a", 1, seconds=600)
     until = held(api, class_of_5, "key-b", 1, seconds=60)
-    redis = redis_of(api)
-    deadlines = [
-        run(api, redis.pexpiretime, key)
-        for key in (keyspace.held(class_of_5), keyspace.held_places(class_of_5))
-    ]
-    assert deadlines[0] == deadlines[1]
-    assert 590_000 <= deadlines[0] - from_now().timestamp() * 1000 <= 601_000
+    deadline_ms = run(api, redis_of(api).pexpiretime, keyspace.held(class_of_5))
+    assert 590_000 <= deadline_ms - from_now().timestamp() * 1000 <= 601_000
     assert until["num_held_places"] == 2
 
 
@@ -344,7 +338,7 @@ def test_an_ended_hold_frees_its_places_before_redis_deletes_it(
     held(api, slot_id, "key-a", 2, seconds=60)
     assert error_of(book(api, slot_id)) == (422, "E049")
     clock.advance(61_000)
-    assert run(api, redis_of(api).exists, keyspace.held_places(slot_id)) == 1
+    assert run(api, redis_of(api).exists, keyspace.held(slot_id)) == 1
     assert shown(api, slot_id) == (0, 2, True)
     booked(api, slot_id)
     assert places(held(api, slot_id, "key-b", 1, seconds=120)) == (1, 0, False)

@@ -1,37 +1,31 @@
 -- Partial holds and free places (API.md "Partial holds").
 --
--- The holds of one slot live in two keys beside it, under its hash tag:
---   held_key    sl:{T}:held:<slot id>          zset   holder -> until_ms (deadlines, for a sweeper)
---   places_key  sl:{T}:held-places:<slot id>   hash   holder -> "<quantity>:<token>:<until_ms>"
--- The hash alone answers "how many places are held now" in one HGETALL; both keys get a
--- PEXPIREAT at their longest deadline, so nothing outlives its holds. A hold counts while
--- until_ms > now_ms: an ended hold's places are free at that instant, whether or not Redis
--- has deleted it yet, so no sweeper is needed for the invariant
+-- The holds of one slot live in one sorted set beside it, under its hash tag:
+--   held_key  sl:{T}:held:<slot id>  zset  "<holder>:<quantity>:<token>" scored by until_ms
+-- so one ZRANGEBYSCORE answers "how many places are held now", and the deadlines stay in
+-- order for a sweeper. A hold counts while until_ms > now_ms: an ended hold's places are
+-- free at that instant, whether or not Redis has deleted it yet, so no sweeper is needed
+-- for the invariant
 --   num_active_bookings + held places <= capacity.
+-- The set gets a PEXPIREAT at its longest deadline, so nothing outlives its holds, and
+-- exists only while a hold is on the slot.
 
--- live_holds: the holds running at now_ms, as holder -> {quantity (a number), token, until_ms
--- (both as stored, text: a Lua number could print an epoch in exponent form),
--- their total quantity, the earliest until_ms among them (0 if none), and whether any
--- ended hold is still stored (drop_ended_holds removes those).
-local function live_holds(places_key, now_ms)
-  local flat = redis.call('HGETALL', places_key)
-  local holds, held, next_end_ms, any_ended = {}, 0, 0, false
-  local now = tonumber(now_ms)
-  for i = 1, #flat, 2 do
-    local quantity, token, until_ms = string.match(flat[i + 1], '^(%d+):(%d+):(%d+)$')
-    local ends_ms = tonumber(until_ms)
-    if ends_ms > now then
-      quantity = tonumber(quantity)
-      holds[flat[i]] = {quantity, token, until_ms}
-      held = held + quantity
-      if next_end_ms == 0 or ends_ms < next_end_ms then
-        next_end_ms = ends_ms
-      end
-    else
-      any_ended = true
+-- live_holds: the holds running at now_ms, as holder -> {quantity (a number), token,
+-- until_ms (both text, as stored: a Lua number could print an epoch in exponent form),
+-- member}, their total quantity, and the earliest until_ms among them (0 if none).
+local function live_holds(held_key, now_ms)
+  local entries = redis.call('ZRANGEBYSCORE', held_key, '(' .. now_ms, '+inf', 'WITHSCORES')
+  local holds, held, next_end_ms = {}, 0, 0
+  for i = 1, #entries, 2 do
+    local holder, quantity, token = string.match(entries[i], '^(%x+):(%d+):(%d+)$')
+    quantity = tonumber(quantity)
+    holds[holder] = {quantity, token, entries[i + 1], entries[i]}
+    held = held + quantity
+    if next_end_ms == 0 then
+      next_end_ms = tonumber(entries[i + 1])  -- the first is the earliest
     end
   end
-  return holds, held, next_end_ms, any_ended
+  return holds, held, next_end_ms
 end
 
 -- free_places_of: places a booking without a lock_key could take, from what a script has
@@ -48,50 +42,48 @@ local function free_places_of(capacity, num_active_bookings, whole_locked, held)
 end
 
 -- free_places: THE answer to "how many places of this slot are free right now"; any script
--- that has the slot's keys can call it (it only reads). Also returns the places held now.
-local function free_places(slot_key, lock_key, places_key, now_ms)
+-- that has the slot's keys can call it (it only reads). Also returns the places held now
+-- and when the first running hold ends (0 if none): free places grow by themselves then.
+local function free_places(slot_key, lock_key, held_key, now_ms)
   local slot = redis.call('HMGET', slot_key, 'capacity', 'num_active_bookings')
-  local _, held = live_holds(places_key, now_ms)
+  local _, held, next_end_ms = live_holds(held_key, now_ms)
   local whole_locked = redis.call('EXISTS', lock_key) == 1
-  return free_places_of(slot[1] or 0, slot[2] or 0, whole_locked, held), held
+  return free_places_of(slot[1] or 0, slot[2] or 0, whole_locked, held), held, next_end_ms
 end
 
 -- drop_ended_holds: forget holds that ended at or before now_ms (only scripts that write).
-local function drop_ended_holds(held_key, places_key, now_ms)
-  local ended = redis.call('ZRANGEBYSCORE', held_key, '-inf', now_ms)
-  if #ended > 0 then
-    redis.call('HDEL', places_key, unpack(ended))
-    redis.call('ZREMRANGEBYSCORE', held_key, '-inf', now_ms)
+local function drop_ended_holds(held_key, now_ms)
+  redis.call('ZREMRANGEBYSCORE', held_key, '-inf', now_ms)
+end
+
+-- put_hold: store holder's hold (quantity places until until_ms, fencing token kept) in
+-- place of `old` (its running hold, or nil).
+local function put_hold(held_key, holder, quantity, token, until_ms, old)
+  if old then
+    redis.call('ZREM', held_key, old[4])
+  end
+  redis.call('ZADD', held_key, until_ms, holder .. ':' .. quantity .. ':' .. token)
+  -- The set lives as long as its longest hold; a shortened hold leaves it longer, which
+  -- costs a little memory and no correctness (only until_ms > now_ms counts).
+  if redis.call('PEXPIRETIME', held_key) < tonumber(until_ms) then
+    redis.call('PEXPIREAT', held_key, until_ms)
   end
 end
 
--- put_hold: store holder's hold (quantity places until until_ms, fencing token kept).
-local function put_hold(held_key, places_key, holder, quantity, token, until_ms)
-  redis.call('HSET', places_key, holder, quantity .. ':' .. token .. ':' .. until_ms)
-  redis.call('ZADD', held_key, until_ms, holder)
-  -- Both keys live as long as their longest hold; a shortened hold leaves them longer,
-  -- which costs a little memory and no correctness (only until_ms > now_ms counts).
-  for _, key in ipairs({held_key, places_key}) do
-    if redis.call('PEXPIRETIME', key) < tonumber(until_ms) then
-      redis.call('PEXPIREAT', key, until_ms)
-    end
-  end
-end
-
--- drop_hold: remove holder's hold on this slot, and the slot from its per-key cap set.
-local function drop_hold(held_key, places_key, holds_key, holder, slot_id)
-  redis.call('HDEL', places_key, holder)
-  redis.call('ZREM', held_key, holder)
+-- drop_hold: remove a running hold, and its slot from its holder's per-key cap set.
+local function drop_hold(held_key, holds_key, hold, slot_id)
+  redis.call('ZREM', held_key, hold[4])
   redis.call('ZREM', holds_key, slot_id)
 end
 
 -- take_held_place: one of the holder's held places becomes a booking; the hold shrinks by
 -- one and ends at zero (then the same key locking again gets a new token).
-local function take_held_place(held_key, places_key, holds_key, holder, hold, slot_id)
+local function take_held_place(held_key, holds_key, holder, hold, slot_id)
   local quantity, token, until_ms = hold[1], hold[2], hold[3]
   if quantity > 1 then
-    redis.call('HSET', places_key, holder, (quantity - 1) .. ':' .. token .. ':' .. until_ms)
+    redis.call('ZREM', held_key, hold[4])
+    redis.call('ZADD', held_key, until_ms, holder .. ':' .. (quantity - 1) .. ':' .. token)
   else
-    drop_hold(held_key, places_key, holds_key, holder, slot_id)
+    drop_hold(held_key, holds_key, hold, slot_id)
   end
 end

@@ -24,11 +24,11 @@ local function slot_view_of(fields, locked_until_ms, resource_key, held)
   return {cjson.encode(fields), locked_until_ms, resource[1] or '', resource[2] or '0', held}
 end
 
-local function slot_view(slot_key, lock_key, resource_key, places_key, now_ms)
+local function slot_view(slot_key, lock_key, resource_key, held_key, now_ms)
   local locked_until_ms = redis.call('PEXPIRETIME', lock_key)
   if locked_until_ms < 0 then
     locked_until_ms = 0
   end
-  local _, held = live_holds(places_key, now_ms)
+  local _, held = live_holds(held_key, now_ms)
   return slot_view_of(slot_fields(slot_key), locked_until_ms, resource_key, held)
 end

@@ -111,8 +111,7 @@ class SlotMemory(msgspec.Struct, kw_only=True):
     holds_zset: int  # sl:{T}:holds:<holder>, while its lock_key holds this one slot
     locked: int  # idle + lock string + holds zset
     held_zset: int = 0  # sl:{T}:held:<id>, while one partial hold is on the slot
-    places_hash: int = 0  # sl:{T}:held-places:<id>, likewise
-    held: int = 0  # idle + held zset + places hash + holds zset: a slot with one partial hold
+    held: int = 0  # idle + held zset + holds zset: a slot with one partial hold
 
 
 def slot_memory(
@@ -131,7 +130,6 @@ def slot_memory(
     lock_string = usage(keyspace.lock(slot_id))
     holds_zset = usage(keyspace.holds(slot_id, holder))
     held_zset = usage(keyspace.held(held_slot_id)) if held_slot_id else 0
-    places_hash = usage(keyspace.held_places(held_slot_id)) if held_slot_id else 0
     return SlotMemory(
         slot_hash=slot_hash,
         index_entries=index_entries,
@@ -141,6 +139,5 @@ def slot_memory(
         holds_zset=holds_zset,
         locked=idle + lock_string + holds_zset,
         held_zset=held_zset,
-        places_hash=places_hash,
-        held=idle + held_zset + places_hash + holds_zset if held_slot_id else 0,
+        held=idle + held_zset + holds_zset if held_slot_id else 0,
     )

@@ -227,8 +227,7 @@ def _details(report: BenchReport) -> list[str]:
         f"{memory.slot_hash} + index entries {memory.index_entries} + resource share "
         f"{memory.resource_share}; locked {memory.locked} B (+ lock string "
         f"{memory.lock_string} + holds zset {memory.holds_zset}); with a partial hold "
-        f"{memory.held} B (+ held zset {memory.held_zset} + places hash {memory.places_hash} "
-        f"+ holds zset)",
+        f"{memory.held} B (+ held zset {memory.held_zset} + holds zset)",
     ]
 
 

@@ -69,7 +69,6 @@ class BookingStore:
             keyspace.receipt(slot_id, idempotency_hash or "none"),
             keyspace.holds(slot_id, holder),
             keyspace.held(slot_id),
-            keyspace.held_places(slot_id),
         ]
         ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
         args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]
@@ -144,7 +143,6 @@ class BookingStore:
                 keyspace.resource(slot_id),
                 keyspace.holds(slot_id, holder),
                 keyspace.held(slot_id),
-                keyspace.held_places(slot_id),
             ]
             reply: list[Any] = await self._scripts.set_booking_status(
                 keys, [environment, status, self._clock(), holder, slot_id]
@@ -208,7 +206,6 @@ class BookingStore:
             keyspace.resource(target_slot_id),
             keyspace.holds(target_slot_id, holder),
             keyspace.held(target_slot_id),
-            keyspace.held_places(target_slot_id),
         ]
         args = [
             environment,

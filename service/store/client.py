@@ -43,11 +43,11 @@ async def read_slot_views(redis: RedisClient, slot_ids: list[str], now_ms: int) 
         pipe.hgetall(keyspace.slot(slot_id))
         pipe.pexpiretime(keyspace.lock(slot_id))
         pipe.hmget(keyspace.resource(slot_id), ["status", "booking_disabled_before"])
-        pipe.hgetall(keyspace.held_places(slot_id))
+        pipe.zrangebyscore(keyspace.held(slot_id), f"({now_ms}", "+inf")
     replies: list[Any] = await pipe.execute()
     views = []
     for at in range(0, len(replies), 4):
-        slot_hash, locked_until_ms, (status, disabled_before_s), places = replies[at : at + 4]
+        slot_hash, locked_until_ms, (status, disabled_before_s), holds = replies[at : at + 4]
         if slot_hash:
             views.append(
                 SlotView(
@@ -55,7 +55,7 @@ async def read_slot_views(redis: RedisClient, slot_ids: list[str], now_ms: int) 
                     max(0, int(locked_until_ms)),
                     status == "published",
                     int(disabled_before_s or 0),
-                    held_places(places, now_ms),
+                    held_places(holds),
                 )
             )
     return views

@@ -166,7 +166,6 @@ class Rescheduler:
             keyspace.booking(intent.booking_id, target),
             keyspace.holds(target, intent.holder),
             keyspace.held(target),
-            keyspace.held_places(target),
         ]
         args = [
             intent.environment,

@@ -100,7 +100,6 @@ class ResourceStore:
                 keyspace.lock(slot_id),
                 keyspace.slot_bookings(slot_id),
                 keyspace.held(slot_id),
-                keyspace.held_places(slot_id),
             )
         ] + [keyspace.booking(booking_id, resource_id) for booking_id in booking_ids]
         keys = [

@@ -61,7 +61,7 @@ class SlotStore:
     async def get(self, environment: str, slot_id: str) -> SlotView:
         """One slot, as its owner's environment sees it."""
         now_ms = self._clock()
-        keys = [*_view_keys(slot_id), keyspace.held_places(slot_id)]
+        keys = [*_view_keys(slot_id), keyspace.held(slot_id)]
         reply = await self._scripts.read_slot(keys, [environment, now_ms])
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -134,7 +134,7 @@ class SlotStore:
                 *view_keys,
                 keyspace.resource_slots(slot_id),
                 keyspace.slot(neighbour or slot_id),
-                keyspace.held_places(slot_id),
+                keyspace.held(slot_id),
             ]
             now_ms = self._clock()
             args = [
@@ -156,7 +156,7 @@ class SlotStore:
         """Enable ("active") or disable ("disabled") a slot."""
         now_ms = self._clock()
         reply = await self._scripts.set_slot_status(
-            [*_view_keys(slot_id), keyspace.held_places(slot_id)], [environment, status, now_ms]
+            [*_view_keys(slot_id), keyspace.held(slot_id)], [environment, status, now_ms]
         )
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -170,7 +170,6 @@ class SlotStore:
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.held(slot_id),
-                keyspace.held_places(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
@@ -225,7 +224,6 @@ def _hold_keys(slot_id: str, holder: str) -> list[str]:
         *_view_keys(slot_id),
         keyspace.holds(slot_id, holder),
         keyspace.held(slot_id),
-        keyspace.held_places(slot_id),
     ]
 
 
