@@ -115,10 +115,15 @@ class SlotMemory(msgspec.Struct, kw_only=True):
 
 
 def slot_memory(
-    client: redis.Redis, slot_id: str, slot_count: int, holder: str, held_slot_id: str = ""
+    client: redis.Redis,
+    slot_id: str,
+    slot_count: int,
+    holder: str,
+    hold_holder: str = "",
+    held_slot_id: str = "",
 ) -> SlotMemory:
     """The memory of a slot that `holder` (its lock_key's hash) has locked right now, and of
-    `held_slot_id` (if given), on which the same key holds places."""
+    `held_slot_id` (if given), on which `hold_holder` holds places (and nothing else)."""
 
     def usage(key: str, share: int = 1) -> int:
         return math.ceil(int(client.memory_usage(key, samples=0) or 0) / share)
@@ -130,6 +135,7 @@ def slot_memory(
     lock_string = usage(keyspace.lock(slot_id))
     holds_zset = usage(keyspace.holds(slot_id, holder))
     held_zset = usage(keyspace.held(held_slot_id)) if held_slot_id else 0
+    hold_holds_zset = usage(keyspace.holds(held_slot_id, hold_holder)) if held_slot_id else 0
     return SlotMemory(
         slot_hash=slot_hash,
         index_entries=index_entries,
@@ -139,5 +145,5 @@ def slot_memory(
         holds_zset=holds_zset,
         locked=idle + lock_string + holds_zset,
         held_zset=held_zset,
-        held=idle + held_zset + holds_zset if held_slot_id else 0,
+        held=idle + held_zset + hold_holds_zset if held_slot_id else 0,
     )

@@ -31,6 +31,7 @@ UNLIMITED = {
 }
 CALIBRATION_SLOTS = 100
 MEMORY_PROBE_KEY = "bench-memory-probe"
+HOLD_PROBE_KEY = "bench-memory-probe-hold"  # another key: each holds set then has one slot
 SETUP_TIMEOUT_S = 30.0
 
 
@@ -151,17 +152,17 @@ def memory_per_slot(url: str, token: str, schedule: Schedule, client: redis.Redi
     locked_id, held_id = [
         slot_id for slot_id in schedule.slot_ids if not client.exists(keyspace.lock(slot_id))
     ][:2]
-    run_async(_lock(url, token, locked_id, 0))
-    run_async(_lock(url, token, held_id, 1))
-    holder = lock_holder(MEMORY_PROBE_KEY)
-    return slot_memory(client, locked_id, len(schedule.slot_ids), holder, held_id)
+    run_async(_lock(url, token, locked_id, MEMORY_PROBE_KEY, 0))
+    run_async(_lock(url, token, held_id, HOLD_PROBE_KEY, 1))
+    holders = lock_holder(MEMORY_PROBE_KEY), lock_holder(HOLD_PROBE_KEY)
+    return slot_memory(client, locked_id, len(schedule.slot_ids), *holders, held_id)
 
 
-async def _lock(url: str, token: str, slot_id: str, quantity: int) -> None:
+async def _lock(url: str, token: str, slot_id: str, lock_key: str, quantity: int) -> None:
     transport = open_transport("raw", url, 1, SETUP_TIMEOUT_S)
     try:
         api = ApiClient(transport, token, recorder=None)
-        reply = await api.lock(slot_id, MEMORY_PROBE_KEY, iso(time.time() + 300), quantity)
+        reply = await api.lock(slot_id, lock_key, iso(time.time() + 300), quantity)
         if not reply.ok:
             raise RuntimeError(f"could not lock a slot to measure it: {reply.status}")
     finally:
