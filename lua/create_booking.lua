@@ -1,6 +1,7 @@
 #!lua
 --[[
-create_booking: book one place in a slot; a matching lock is released in the same step.
+create_booking: book one place in a slot; a matching lock is released in the same step,
+or a matching partial hold gives up one of its places.
 
   KEYS[1] slot_key                sl:{T}:slot:<slot id>
   KEYS[2] lock_key                sl:{T}:lock:<slot id>      "<holder>:<token>"
@@ -10,10 +11,10 @@ create_booking: book one place in a slot; a matching lock is released in the sam
   KEYS[6] booking_key             sl:{T}:booking:<booking id>
   KEYS[7] receipt_key             sl:{T}:receipt:<idempotency hash>  what an Idempotency-Key booked
   KEYS[8] holds_key               sl:{T}:holds:<holder>              slots the lock_key holds here
-  KEYS[9] starts_key              sl:{T}:slots                       slot ids by start, open and shut bands
-  KEYS[10] locks_key              sl:{T}:locks                       slot ids by lock deadline
+  KEYS[9] held_key                sl:{T}:held:<slot id>              partial holds, by until_ms
+  KEYS[10] starts_key             sl:{T}:slots                       slot ids by start, open and shut bands
   ARGV[1] environment             the caller's environment; another one sees nothing
-  ARGV[2] now_ms                  the service's clock, for the booking window
+  ARGV[2] now_ms                  the service's clock, for the booking window and holds
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
   ARGV[4] booking_id
   ARGV[5] receipt_ttl_ms          how long the receipt is kept (24 h), or 0 without Idempotency-Key
@@ -24,14 +25,16 @@ Returns:
   {"REPLAY", booking id}          this Idempotency-Key already booked: nothing changed
   {"SLOT_NOT_FOUND"} {"SLOT_DISABLED"} {"RESOURCE_DRAFT"} {"BOOKING_CLOSED"}
   {"LOCKED_BY_OTHER"}             locked, and the request does not carry its lock_key
-  {"SLOT_FULL"}
+  {"SLOT_FULL"}                   no place that is neither booked nor held by another key
 ]]
+--!include places.lua
+--!include holds.lua
 --!include booking_checks.lua
 --!include bands.lua
 --!include slot_index.lua
 local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
 local resource_bookings_key, slot_bookings_key, booking_key = KEYS[4], KEYS[5], KEYS[6]
-local receipt_key, holds_key, starts_key, locks_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local receipt_key, holds_key, held_key, starts_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local environment, now_ms, holder, booking_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local receipt_ttl_ms = tonumber(ARGV[5])
 
@@ -42,7 +45,8 @@ if booked then
   return {'REPLAY', booked}
 end
 
-local refusal = place_refusal(slot_key, lock_key, resource_key, environment, holder, now_ms)
+local refusal, own_hold = place_refusal(
+  slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
 if refusal then
   return {refusal}
 end
@@ -56,10 +60,12 @@ move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, 'num_active_bookings', 1)
 reindex_slot(starts_key, slot_key)
 -- Only the holder got past place_refusal on a locked slot: its booking consumes the lock.
+-- A holder's partial hold gives up the place the booking took.
+local slot_id = redis.call('HGET', slot_key, 'id')
 if redis.call('DEL', lock_key) == 1 then
-  local slot_id = redis.call('HGET', slot_key, 'id')
   redis.call('ZREM', holds_key, slot_id)
-  redis.call('ZREM', locks_key, slot_id)
+elseif own_hold then
+  take_held_place(held_key, holds_key, holder, own_hold, slot_id)
 end
 if receipt_ttl_ms > 0 then
   redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)

@@ -5,8 +5,8 @@ delete_resource: remove a resource with every slot, lock and booking it owns.
   KEYS[1] resource_key            sl:{T}:resource
   KEYS[2] starts_key              sl:{T}:slots           slot ids by start_ms
   KEYS[3] resource_bookings_key   sl:{T}:bookings
-  KEYS[4..] owned keys            the lock deadlines (sl:{T}:locks); per slot: its hash, lock and
-                                  booking index; then each booking hash
+  KEYS[4..] owned keys            the lock deadlines (sl:{T}:locks); per slot: its hash, lock,
+                                  booking index and holds; then each booking hash
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] resource_id             the id the caller asked for (a home tag holds one resource)
   ARGV[3] slot_count              how many slot ids follow

@@ -13,6 +13,7 @@ harmless to repeat; the last one marks the resource, so a later run skips it.
   KEYS[6] lock_prefix             sl:{T}:lock:              lock and bookings index, and a booking's
   KEYS[7] slot_bookings_prefix    sl:{T}:slot-bookings:     hash are these plus its id, all in the
   KEYS[8] booking_prefix          sl:{T}:booking:           resource's hash tag
+  KEYS[9] held_prefix             sl:{T}:held:              (and a slot's partial holds)
   ARGV[1] after_ms                the start of the last slot the previous step did, or ""
   ARGV[2] count                   how many slots one step does
   ARGV[3] version                 the index version this migration builds
@@ -25,6 +26,7 @@ Returns:
 --!include slot_index.lua
 local resource_key, starts_key, locks_key, resource_bookings_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local slot_prefix, lock_prefix, slot_bookings_prefix, booking_prefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local held_prefix = KEYS[9]
 local after_ms, count, version = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local marker = redis.call('HGET', resource_key, 'index_version')
@@ -41,7 +43,11 @@ for i = 1, #batch, 2 do
   reindex_slot(starts_key, slot_prefix .. slot_id)
   local locked_until_ms = redis.call('PEXPIRETIME', lock_prefix .. slot_id)
   if locked_until_ms > 0 then
-    redis.call('ZADD', locks_key, locked_until_ms, slot_id)
+    redis.call('ZADD', locks_key, 'GT', locked_until_ms, slot_id)
+  end
+  local last_hold = redis.call('ZRANGE', held_prefix .. slot_id, -1, -1, 'WITHSCORES')
+  if last_hold[2] then
+    redis.call('ZADD', locks_key, 'GT', last_hold[2], slot_id)
   end
   local slot_bookings_key = slot_bookings_prefix .. slot_id
   for _, booking_id in ipairs(redis.call('ZRANGE', slot_bookings_key, 0, -1)) do

@@ -9,6 +9,7 @@ read in one atomic step (see the README's key schema for why it is exact).
   KEYS[4] slot_prefix    sl:{T}:slot:        a name prefix, not a key: a listed slot's hash is
                                              this plus its id, so it shares the resource's tag
   KEYS[5] lock_prefix    sl:{T}:lock:        the same for a listed slot's lock
+  KEYS[6] held_prefix    sl:{T}:held:        the same for a listed slot's partial holds
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] now_ms         the service's clock: locks ended and booking windows closed by then
   ARGV[3] available      "true", "false", or "" for either
@@ -20,14 +21,17 @@ read in one atomic step (see the README's key schema for why it is exact).
 
 Returns:
   {"OK", total, resource status, booking_disabled_before, resource timezone, then per slot:
-   with_views: slot fields as JSON, locked_until_ms (0 if unlocked); else: start_ms, slot id}
+   with_views: slot fields as JSON, locked_until_ms (0 if unlocked), places held now;
+   else: start_ms, slot id}
   {"NO_RESOURCE"}        no such resource in this environment: an empty list
 ]]
 --!include bands.lua
+--!include places.lua
 --!include blocked.lua
 --!include pages.lua
 --!include slot_view.lua
 local resource_key, starts_key, locks_key, slot_prefix, lock_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local held_prefix = KEYS[6]
 local environment, now_ms, available = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local from_ms, until_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local offset, limit, with_views = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1'
@@ -55,7 +59,7 @@ if until_ms then
   end
 end
 
--- Open slots that a live lock blocks right now, sorted: few, since locks are short.
+-- Open slots that a live lock or holds block right now, sorted: few, since locks are short.
 local function blocked_between(low_ms, before_ms)
   local blocked = {}
   for _, slot_id in ipairs(redis.call('ZRANGEBYSCORE', locks_key, '(' .. now_ms, '+inf')) do
@@ -63,7 +67,7 @@ local function blocked_between(low_ms, before_ms)
     if score and in_first_band(score) then
       local start_ms = tonumber(score)
       if start_ms >= low_ms and (not before_ms or start_ms < before_ms)
-          and blocked_now(lock_prefix .. slot_id, now_ms) then
+          and blocked_now(slot_prefix .. slot_id, lock_prefix .. slot_id, held_prefix .. slot_id, now_ms) then
         blocked[#blocked + 1] = {start_ms, slot_id}
       end
     end
@@ -96,8 +100,10 @@ local reply = {'OK', source.count, resource[2] or '', resource[3] or '0', resour
 for _, item in ipairs(source.at(offset, limit)) do
   if with_views then
     local locked_until_ms = redis.call('PEXPIRETIME', lock_prefix .. item[2])
+    local _, held = live_holds(held_prefix .. item[2], now_ms)
     reply[#reply + 1] = cjson.encode(slot_fields(slot_prefix .. item[2]))
     reply[#reply + 1] = math.max(locked_until_ms, 0)
+    reply[#reply + 1] = held
   else
     reply[#reply + 1] = item[1]
     reply[#reply + 1] = item[2]

@@ -10,10 +10,11 @@ reschedule_booking: move a booking to another slot of the same resource, all or 
   KEYS[5] target_lock_key          sl:{T}:lock:<target slot id>
   KEYS[6] target_bookings_key      sl:{T}:slot-bookings:<target slot id>
   KEYS[7] resource_key             sl:{T}:resource
-  KEYS[8] starts_key               sl:{T}:slots           slot ids by start, open and shut bands
-  KEYS[9] locks_key                sl:{T}:locks           slot ids by lock deadline
+  KEYS[8] holds_key                sl:{T}:holds:<holder>     slot ids the request's lock_key holds here
+  KEYS[9] target_held_key          sl:{T}:held:<target slot id>   partial holds, by until_ms
+  KEYS[10] starts_key              sl:{T}:slots           slot ids by start, open and shut bands
   ARGV[1] environment              the caller's environment; another one sees nothing
-  ARGV[2] now_ms                   the service's clock, for the booking window
+  ARGV[2] now_ms                   the service's clock, for the booking window and holds
   ARGV[3] holder                   SHA-256 hex of the request's lock_key, or ""
   ARGV[4] booking_id
   ARGV[5] source_slot_id           the slot the caller found the booking on
@@ -26,12 +27,15 @@ Returns:
   {"SLOT_NOT_FOUND"} {"SLOT_DISABLED"} {"RESOURCE_DRAFT"} {"BOOKING_CLOSED"}
   {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   the target refuses the place, as create would
 ]]
+--!include places.lua
+--!include holds.lua
 --!include booking_checks.lua
 --!include bands.lua
 --!include slot_index.lua
 local booking_key, source_slot_key, source_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local target_slot_key, target_lock_key, target_bookings_key = KEYS[4], KEYS[5], KEYS[6]
-local resource_key, starts_key, locks_key = KEYS[7], KEYS[8], KEYS[9]
+local resource_key, holds_key, target_held_key = KEYS[7], KEYS[8], KEYS[9]
+local starts_key = KEYS[10]
 local environment, now_ms, holder = ARGV[1], ARGV[2], ARGV[3]
 local booking_id, source_slot_id, target_slot_id = ARGV[4], ARGV[5], ARGV[6]
 
@@ -50,13 +54,18 @@ end
 local status_field = 'num_cancelled_bookings'
 if booking[2] == 'active' then
   status_field = 'num_active_bookings'
-  local refusal = place_refusal(target_slot_key, target_lock_key, resource_key, environment, holder, now_ms)
+  local refusal, own_hold = place_refusal(
+    target_slot_key, target_lock_key, target_held_key, resource_key, environment, holder, now_ms)
   if refusal then
     return {refusal}
   end
-  -- The holder's lock on the target is consumed, as a booking made with its key would.
-  redis.call('DEL', target_lock_key)
-  redis.call('ZREM', locks_key, target_slot_id)
+  -- The holder's lock on the target is consumed, or its partial hold gives up a place,
+  -- as a booking made with its key would.
+  if redis.call('DEL', target_lock_key) == 1 then
+    redis.call('ZREM', holds_key, target_slot_id)
+  elseif own_hold then
+    take_held_place(target_held_key, holds_key, holder, own_hold, target_slot_id)
+  end
 elseif redis.call('HGET', target_slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
 end

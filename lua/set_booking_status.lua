@@ -1,19 +1,22 @@
 #!lua
 --[[
 set_booking_status: cancel a booking (frees its place) or enable it again (takes a
-place if one is free and no other key holds the slot's lock). Setting the status
-a booking already has changes nothing, so a retried cancel is harmless.
+place if one is free and no other key holds the slot's lock; with the lock_key of a
+partial hold on the slot, one of its held places). Setting the status a booking
+already has changes nothing, so a retried cancel is harmless.
 
   KEYS[1] booking_key    sl:{T}:booking:<booking id>
   KEYS[2] slot_key       sl:{T}:slot:<slot id>
   KEYS[3] lock_key       sl:{T}:lock:<slot id>
   KEYS[4] resource_key   sl:{T}:resource
-  KEYS[5] starts_key     sl:{T}:slots                   slot ids by start, open and shut bands
-  KEYS[6] resource_bookings_key  sl:{T}:bookings              booking ids by creation, active and cancelled bands
-  KEYS[7] slot_bookings_key      sl:{T}:slot-bookings:<slot id>  the same for the slot
+  KEYS[5] holds_key      sl:{T}:holds:<holder>          slot ids the request's lock_key holds here
+  KEYS[6] held_key       sl:{T}:held:<slot id>          partial holds, by until_ms
+  KEYS[7] starts_key     sl:{T}:slots                   slot ids by start, open and shut bands
+  KEYS[8] resource_bookings_key  sl:{T}:bookings              booking ids by creation, active and cancelled bands
+  KEYS[9] slot_bookings_key      sl:{T}:slot-bookings:<slot id>  the same for the slot
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] status         "cancelled" or "active"
-  ARGV[3] now_ms         becomes updated_ms
+  ARGV[3] now_ms         becomes updated_ms; holds that ended before it no longer count
   ARGV[4] holder         SHA-256 hex of the request's lock_key, or ""
   ARGV[5] slot_id        the slot the caller found the booking on
 
@@ -23,11 +26,14 @@ Returns:
   {"STALE"}              the booking is no longer on ARGV[5]'s slot, or is being moved: look again
   {"SLOT_DISABLED"} {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   enabling only
 ]]
+--!include places.lua
+--!include holds.lua
 --!include booking_checks.lua
 --!include bands.lua
 --!include slot_index.lua
 local booking_key, slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local starts_key, resource_bookings_key, slot_bookings_key = KEYS[5], KEYS[6], KEYS[7]
+local holds_key, held_key = KEYS[5], KEYS[6]
+local starts_key, resource_bookings_key, slot_bookings_key = KEYS[7], KEYS[8], KEYS[9]
 local environment, status, now_ms, holder, slot_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local current, refusal = settled_status(booking_key, environment, slot_id)
@@ -37,16 +43,18 @@ end
 
 if current ~= status then
   if status == 'active' then
-    local slot = redis.call('HMGET', slot_key, 'status', 'capacity', 'num_active_bookings')
+    local slot = redis.call('HMGET', slot_key, 'status', 'id', 'capacity', 'num_active_bookings')
     if slot[1] ~= 'active' then
       return {'SLOT_DISABLED'}
     end
-    local lock = redis.call('GET', lock_key)
-    if lock and string.match(lock, '^(%x+):') ~= holder then
-      return {'LOCKED_BY_OTHER'}
+    local refusal, own_hold = lock_refusal(slot[3], slot[4], lock_key, held_key, holder, now_ms)
+    if refusal then
+      return {refusal}
     end
-    if tonumber(slot[3]) >= tonumber(slot[2]) then
-      return {'SLOT_FULL'}
+    -- A whole-slot lock of the holder stays (enable is no checkout); a partial hold gives
+    -- up the place the booking took.
+    if own_hold then
+      take_held_place(held_key, holds_key, holder, own_hold, slot[2])
     end
     move_counters(slot_key, resource_key, 'num_active_bookings', 1)
     move_counters(slot_key, resource_key, 'num_cancelled_bookings', -1)

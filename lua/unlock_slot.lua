@@ -1,24 +1,29 @@
 #!lua
 --[[
-unlock_slot: release a slot's lock if the caller holds it; compare and delete in one step.
+unlock_slot: release what the caller's lock_key has on a slot (its whole-slot lock, or its
+whole partial hold); compare and delete in one step.
 
   KEYS[1] slot_key       sl:{T}:slot:<slot id>
   KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>"
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here
-  KEYS[5] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline (lists)
+  KEYS[5] held_key       sl:{T}:held:<slot id>      partial holds "<holder>:<quantity>:<token>", by until_ms
+  KEYS[6] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline and hold (lists)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key
+  ARGV[3] now_ms         the service's clock: holds that ended before it no longer count
 
 Returns:
-  {"OK", view}           released, or there was no lock (a retried unlock is harmless)
+  {"OK", view}           released, or there was nothing to release (a retried unlock is harmless)
   {"SLOT_NOT_FOUND"}
-  {"NOT_OWNER"}          held under another lock_key; the lock stays
+  {"NOT_OWNER"}          held whole under another lock_key; the lock stays
 ]]
+--!include places.lua
+--!include holds.lua
 --!include slot_view.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local locks_key = KEYS[5]
-local environment, holder = ARGV[1], ARGV[2]
+local held_key, locks_key = KEYS[5], KEYS[6]
+local environment, holder, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
 local slot = slot_fields(slot_key)
 if slot.environment ~= environment then
@@ -34,4 +39,10 @@ if current then
   redis.call('ZREM', holds_key, slot.id)
   redis.call('ZREM', locks_key, slot.id)
 end
-return {'OK', slot_view_of(slot, 0, resource_key)}
+local holds, held = live_holds(held_key, now_ms)
+local own = holds[holder]
+if own then
+  held = held - own[1]
+  drop_hold(held_key, holds_key, own, slot.id)
+end
+return {'OK', slot_view_of(slot, 0, resource_key, held)}

@@ -33,9 +33,13 @@ class World:
     booking_ids: list[str] = field(default_factory=list)
 
 
-def lock(api: Api, clock: ManualClock, slot_id: str, key: str, seconds: int) -> None:
-    """Lock a slot for `seconds` of the service's clock."""
-    body = {"lock_key": key, "lock_until": instant(clock.now_ms + seconds * 1000)}
+def lock(
+    api: Api, clock: ManualClock, slot_id: str, key: str, seconds: int, quantity: int = 0
+) -> None:
+    """Lock a slot (or hold `quantity` of its places) for `seconds` of the service's clock."""
+    body: dict[str, Any] = {"lock_key": key, "lock_until": instant(clock.now_ms + seconds * 1000)}
+    if quantity:
+        body["quantity"] = quantity
     api.ok("POST", f"/slots/{slot_id}/lock", body)
 
 
@@ -43,8 +47,9 @@ def build(api: Api, clock: ManualClock, slots_per_resource: int = 14) -> World:
     """Three resources (one a draft, two sharing a name) with slots in every state.
 
     Slots start hourly from now; the first resource closes booking 5 hours ahead. Each
-    slot gets, by its position: nothing, a lock, a booking that fills it, a disabled
-    status, a cancelled booking, a lock that ends soon, capacity 2 with one booking.
+    slot gets, by its position: capacity 2 with one place held (for 30 s), a lock, a
+    booking that fills it, a disabled status, a cancelled booking, a lock that ends soon,
+    capacity 2 with one booking and one place held (none free).
     """
     world = World()
     specs = [("Court", True, 5 * 3600), ("Court", True, 0), ("Hall", False, 0)]
@@ -58,7 +63,7 @@ def build(api: Api, clock: ManualClock, slots_per_resource: int = 14) -> World:
                 # The second resource's slots start with the first's: ties across resources.
                 "start_date": instant(clock.now_ms + (hour + 1) * HOUR_MS),
                 "end_date": instant(clock.now_ms + (hour + 1) * HOUR_MS + HOUR_MS // 2),
-                "capacity": 2 if hour % 7 == 6 else 1,
+                "capacity": 2 if (hour - number) % 7 in (0, 6) else 1,
             }
             for hour in range(number, slots_per_resource + number)
         ]
@@ -71,7 +76,9 @@ def build(api: Api, clock: ManualClock, slots_per_resource: int = 14) -> World:
 
 def shape(api: Api, clock: ManualClock, world: World, slot_id: str, kind: int) -> None:
     """Put one slot in the state its kind names (see `build`)."""
-    if kind == 1:
+    if kind == 0:
+        lock(api, clock, slot_id, f"hold-{slot_id}", 30, quantity=1)
+    elif kind == 1:
         lock(api, clock, slot_id, f"key-{slot_id}", 600)
     elif kind in (2, 4, 6):
         booking = api.call("POST", "/bookings", {"slot_id": slot_id})
@@ -83,6 +90,8 @@ def shape(api: Api, clock: ManualClock, world: World, slot_id: str, kind: int) -
         api.ok("POST", f"/slots/{slot_id}/disable")
     elif kind == 5:
         lock(api, clock, slot_id, f"key-{slot_id}", 30)
+    if kind == 6:
+        lock(api, clock, slot_id, f"hold-{slot_id}", 600, quantity=1)
 
 
 def all_slots(api: Api, world: World) -> list[dict[str, Any]]:

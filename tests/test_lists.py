@@ -83,7 +83,7 @@ def test_lists_follow_every_kind_of_change(
     slots.remove(slots[10])
     api.ok("POST", f"/slots/{slots[8]}/unlock", {"lock_key": f"key-{slots[8]}"})
     free = next(slot["id"] for slot in all_slots(api, world) if slot["available"])
-    lock(api, clock, free, "late", 900)
+    lock(api, clock, free, "late", 900, quantity=1)
     api.ok("PATCH", f"/resources/{world.resource_ids[0]}", {"name": "Hall"})
     api.ok("POST", f"/resources/{world.resource_ids[2]}/publish")
     api.ok("POST", f"/resources/{world.resource_ids[1]}/convert-draft")

@@ -23,8 +23,8 @@ SCRIPT_NAMES = sorted(path.stem for path in lua_dir().glob("*.lua"))
 # gets a decision (checked against a real server's COMMAND INFO below).
 WRITE_COMMANDS = {"DEL", "HINCRBY", "HSET", "PEXPIREAT", "SET", "ZADD", "ZREM", "ZREMRANGEBYSCORE"}
 READ_COMMANDS = {
-    "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "PEXPIRETIME", "ZCARD", "ZREVRANGEBYSCORE",
-    "ZSCORE", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE", "ZRANK",
+    "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "PEXPIRETIME", "ZCARD", "ZRANGEBYSCORE",
+    "ZREVRANGEBYSCORE", "ZSCORE", "ZCOUNT", "ZRANGE", "ZRANK",
 }  # fmt: skip
 
 _CALL = re.compile(r"redis\.p?call\(\s*['\"]([A-Za-z]+)['\"]")

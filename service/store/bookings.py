@@ -72,8 +72,8 @@ class BookingStore:
             keyspace.booking(record.id),
             keyspace.receipt(slot_id, idempotency_hash or "none"),
             keyspace.holds(slot_id, holder),
+            keyspace.held(slot_id),
             keyspace.resource_slots(slot_id),
-            keyspace.resource_locks(slot_id),
         ]
         ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
         args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]
@@ -146,6 +146,8 @@ class BookingStore:
                 keyspace.slot(slot_id),
                 keyspace.lock(slot_id),
                 keyspace.resource(slot_id),
+                keyspace.holds(slot_id, holder),
+                keyspace.held(slot_id),
                 keyspace.resource_slots(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.slot_bookings(slot_id),
@@ -211,8 +213,9 @@ class BookingStore:
             keyspace.lock(target_slot_id),
             keyspace.slot_bookings(target_slot_id),
             keyspace.resource(target_slot_id),
+            keyspace.holds(target_slot_id, holder),
+            keyspace.held(target_slot_id),
             keyspace.resource_slots(target_slot_id),
-            keyspace.resource_locks(target_slot_id),
         ]
         args = [
             environment,

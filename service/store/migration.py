@@ -101,6 +101,7 @@ class ListIndexMigration:
             keyspace.lock_prefix(resource_id),
             keyspace.slot_bookings_prefix(resource_id),
             keyspace.booking_prefix(resource_id),
+            keyspace.held_prefix(resource_id),
         ]
         slot_count = int(await self._redis.zcard(keyspace.resource_slots(resource_id)))
         after, done = "", 0

@@ -163,6 +163,8 @@ class Rescheduler:
             keyspace.lock(target),
             keyspace.resource(target),
             keyspace.booking(intent.booking_id, target),
+            keyspace.holds(target, intent.holder),
+            keyspace.held(target),
             keyspace.resource_slots(target),
         ]
         args = [

@@ -107,6 +107,7 @@ class ResourceStore:
                 keyspace.slot(slot_id),
                 keyspace.lock(slot_id),
                 keyspace.slot_bookings(slot_id),
+                keyspace.held(slot_id),
             )
         ] + [keyspace.booking(booking_id, resource_id) for booking_id in booking_ids]
         keys = [

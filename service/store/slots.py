@@ -62,32 +62,30 @@ class SlotStore:
 
     async def get(self, environment: str, slot_id: str) -> SlotView:
         """One slot, as its owner's environment sees it."""
-        reply = await self._scripts.read_slot(_view_keys(slot_id), [environment])
-        return SlotView.from_script(check(reply, self._clock())[1])
+        now_ms = self._clock()
+        keys = [*_view_keys(slot_id), keyspace.held(slot_id)]
+        reply = await self._scripts.read_slot(keys, [environment, now_ms])
+        return SlotView.from_script(check(reply, now_ms)[1])
 
     async def lock(
-        self, environment: str, slot_id: str, holder: str, until_ms: int
+        self, environment: str, slot_id: str, holder: str, until_ms: int, quantity: int = 0
     ) -> tuple[SlotView, int]:
-        """Take or move the lock; returns the slot and the lock's fencing token."""
-        keys = [
-            *_view_keys(slot_id),
-            keyspace.holds(slot_id, holder),
-            keyspace.resource_locks(slot_id),
-        ]
+        """Take, move or convert a lock (quantity 0) or a hold of `quantity` places.
+
+        Returns the slot and the fencing token, kept while the same key changes what it has.
+        """
+        keys = [*_hold_keys(slot_id, holder), keyspace.resource_locks(slot_id)]
         now_ms = self._clock()
-        args = [environment, holder, until_ms, now_ms, self._max_holds]
+        args = [environment, holder, until_ms, now_ms, self._max_holds, quantity]
         _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
         return SlotView.from_script(view), int(token)
 
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
-        """Release the lock if `holder` has it; harmless when there is none."""
-        keys = [
-            *_view_keys(slot_id),
-            keyspace.holds(slot_id, holder),
-            keyspace.resource_locks(slot_id),
-        ]
-        reply = await self._scripts.unlock_slot(keys, [environment, holder])
-        return SlotView.from_script(check(reply, self._clock())[1])
+        """Release `holder`'s lock or hold; harmless when it has none."""
+        now_ms = self._clock()
+        keys = [*_hold_keys(slot_id, holder), keyspace.resource_locks(slot_id)]
+        reply = await self._scripts.unlock_slot(keys, [environment, holder, now_ms])
+        return SlotView.from_script(check(reply, now_ms)[1])
 
     async def create(
         self, environment: str, resource_id: str, drafts: list[SlotDraft]
@@ -153,6 +151,7 @@ class SlotStore:
                 *view_keys,
                 keyspace.resource_slots(slot_id),
                 keyspace.slot(neighbour or slot_id),
+                keyspace.held(slot_id),
             ]
             now_ms = self._clock()
             args = [
@@ -173,7 +172,7 @@ class SlotStore:
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
         now_ms = self._clock()
-        keys = [*_view_keys(slot_id), keyspace.resource_slots(slot_id)]
+        keys = [*_view_keys(slot_id), keyspace.held(slot_id), keyspace.resource_slots(slot_id)]
         reply = await self._scripts.set_slot_status(keys, [environment, status, now_ms])
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -186,6 +185,7 @@ class SlotStore:
                 keyspace.resource_slots(slot_id),
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
+                keyspace.held(slot_id),
                 keyspace.resource_locks(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
@@ -221,8 +221,10 @@ class SlotStore:
             reply = await self._list(environment, resource_id, where, now_ms, (at, count), True)
             resource, flat = reply[2:5], reply[5:]
             return int(reply[1]), [
-                SlotView.from_script([slot_json, locked_until_ms, *resource])
-                for slot_json, locked_until_ms in zip(flat[::2], flat[1::2], strict=True)
+                SlotView.from_script([slot_json, locked_until_ms, *resource, held])
+                for slot_json, locked_until_ms, held in zip(
+                    flat[::3], flat[1::3], flat[2::3], strict=True
+                )
             ]
 
         def start_of(view: SlotView) -> tuple[int, str]:
@@ -252,6 +254,7 @@ class SlotStore:
             keyspace.resource_locks(resource_id),
             keyspace.slot_prefix(resource_id),
             keyspace.lock_prefix(resource_id),
+            keyspace.held_prefix(resource_id),
         ]
         args = [
             environment,
@@ -275,6 +278,15 @@ def _view_keys(slot_id: str) -> list[str]:
     if canonical_id(slot_id) != slot_id:
         raise SlotNotFound("slot not found")
     return [keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.resource(slot_id)]
+
+
+def _hold_keys(slot_id: str, holder: str) -> list[str]:
+    """KEYS of lock_slot and unlock_slot."""
+    return [
+        *_view_keys(slot_id),
+        keyspace.holds(slot_id, holder),
+        keyspace.held(slot_id),
+    ]
 
 
 def _or_keep(value: object) -> str:
