@@ -38,7 +38,9 @@ class CommandError(Exception):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: every failure is one line on stderr."""
     parser = _parser()
-    arguments = parser.parse_args(argv)
+    arguments, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(arguments, "absent_tool", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     name = f"slotlock {arguments.name}"
     try:
         settings = Settings.from_env()
@@ -133,9 +135,9 @@ def _register_tool(commands: Any, name: str, module: str) -> None:
     except ModuleNotFoundError as error:
         if error.name is None or not module.startswith(error.name):
             raise  # the tool is there but broken: not the case to explain away
+        # Whatever options follow, the answer is the same one line.
         absent = commands.add_parser(name, help="(not in this installation)", add_help=False)
-        absent.add_argument("ignored", nargs=argparse.REMAINDER)
-        absent.set_defaults(command=_absent_tool(name), name=name)
+        absent.set_defaults(command=_absent_tool(name), name=name, absent_tool=True)
     else:
         register(commands)
 
