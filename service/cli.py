@@ -140,6 +140,7 @@ def _register_tool(commands: Any, name: str, module: str) -> None:
         absent.set_defaults(command=_absent_tool(name), name=name, absent_tool=True)
     else:
         register(commands)
+        commands.choices[name].set_defaults(name=name)
 
 
 def _absent_tool(name: str) -> Callable[[argparse.Namespace, Settings], int]:
