@@ -10,6 +10,8 @@ create_booking: book one place in a slot; a matching lock is released in the sam
   KEYS[6] booking_key             sl:{T}:booking:<booking id>
   KEYS[7] receipt_key             sl:{T}:receipt:<idempotency hash>  what an Idempotency-Key booked
   KEYS[8] holds_key               sl:{T}:holds:<holder>              slots the lock_key holds here
+  KEYS[9] lock_ends_key           sl:{T}:lock-ends                   locked slot ids by lock end
+  KEYS[10] events_key             sl:{T}:events                      the change stream (slot.booked)
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] now_ms                  the service's clock, for the booking window
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -25,9 +27,12 @@ Returns:
   {"SLOT_FULL"}
 ]]
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
 local resource_bookings_key, slot_bookings_key, booking_key = KEYS[4], KEYS[5], KEYS[6]
 local receipt_key, holds_key = KEYS[7], KEYS[8]
+local lock_ends_key, events_key = KEYS[9], KEYS[10]
 local environment, now_ms, holder, booking_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local receipt_ttl_ms = tonumber(ARGV[5])
 
@@ -38,6 +43,10 @@ if booked then
   return {'REPLAY', booked}
 end
 
+local slot_id = redis.call('HGET', slot_key, 'id')
+if slot_id then
+  settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, slot_id)
+end
 local refusal = place_refusal(slot_key, lock_key, resource_key, environment, holder, now_ms)
 if refusal then
   return {refusal}
@@ -52,8 +61,10 @@ move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, 'num_active_bookings', 1)
 -- Only the holder got past place_refusal on a locked slot: its booking consumes the lock.
 if redis.call('DEL', lock_key) == 1 then
-  redis.call('ZREM', holds_key, redis.call('HGET', slot_key, 'id'))
+  redis.call('ZREM', holds_key, slot_id)
+  track_lock_end(lock_ends_key, slot_id, 0)
 end
+slot_event(events_key, 'slot.booked', slot_view(slot_key, lock_key, resource_key))
 if receipt_ttl_ms > 0 then
   redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)
 end

@@ -6,6 +6,8 @@ lock_slot: take the lock on a slot, or move the lock its holder already has.
   KEYS[2] lock_key       sl:{T}:lock:<slot id>      "<holder>:<token>", expires at until_ms
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here, by until_ms
+  KEYS[5] lock_ends_key  sl:{T}:lock-ends          locked slot ids by lock end (the expiry sweep)
+  KEYS[6] events_key     sl:{T}:events             the resource's change stream (slot.locked)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key (the key itself never reaches Redis)
   ARGV[3] until_ms       lock_until in epoch ms; Redis drops the lock then (SET PXAT)
@@ -22,7 +24,9 @@ Returns:
   {"HOLD_CAP", max_holds}      this lock_key already holds max_holds slots of the resource
 ]]
 --!include slot_view.lua
+--!include events.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local lock_ends_key, events_key = KEYS[5], KEYS[6]
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
 local now_ms, max_holds = ARGV[4], tonumber(ARGV[5])
 
@@ -38,6 +42,7 @@ if slot.status ~= 'active' then
   return {'SLOT_DISABLED'}
 end
 
+settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, slot.id)
 local token
 local current = redis.call('GET', lock_key)
 if current then
@@ -66,4 +71,7 @@ redis.call('ZADD', holds_key, until_ms, slot.id)
 if redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then
   redis.call('PEXPIREAT', holds_key, until_ms)
 end
-return {'OK', token, slot_view_of(slot, tonumber(until_ms), resource_key)}
+local view = slot_view_of(slot, tonumber(until_ms), resource_key)
+track_lock_end(lock_ends_key, slot.id, until_ms)
+slot_event(events_key, 'slot.locked', view)
+return {'OK', token, view}

@@ -8,6 +8,7 @@ a booking already has changes nothing, so a retried cancel is harmless.
   KEYS[2] slot_key       sl:{T}:slot:<slot id>
   KEYS[3] lock_key       sl:{T}:lock:<slot id>
   KEYS[4] resource_key   sl:{T}:resource
+  KEYS[5] events_key     sl:{T}:events      the change stream (slot.booked, slot.released)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] status         "cancelled" or "active"
   ARGV[3] now_ms         becomes updated_ms
@@ -21,7 +22,10 @@ Returns:
   {"SLOT_DISABLED"} {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   enabling only
 ]]
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 local booking_key, slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events_key = KEYS[5]
 local environment, status, now_ms, holder, slot_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local current, refusal = settled_status(booking_key, environment, slot_id)
@@ -49,5 +53,7 @@ if current ~= status then
     move_counters(slot_key, resource_key, 'num_cancelled_bookings', 1)
   end
   redis.call('HSET', booking_key, 'status', status, 'updated_ms', now_ms)
+  local kind = status == 'active' and 'slot.booked' or 'slot.released'
+  slot_event(events_key, kind, slot_view(slot_key, lock_key, resource_key))
 end
 return {'OK', redis.call('HGETALL', booking_key)}

@@ -8,6 +8,7 @@ update_slot: change a slot's dates, capacity, lockable flag or metadata.
   KEYS[4] starts_key     sl:{T}:slots        slot ids by start_ms
   KEYS[5] neighbour_key  sl:{T}:slot:<id>    the slot starting last before the new end
                                              (as the caller read it; the slot's own key if none)
+  KEYS[6] events_key     sl:{T}:events       the change stream (slot.updated)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] now_ms         becomes updated_ms
   ARGV[3] start_ms       new start, or "" to keep it
@@ -27,7 +28,9 @@ Returns:
 ]]
 --!include slot_view.lua
 --!include overlap.lua
+--!include events.lua
 local slot_key, lock_key, resource_key, starts_key, neighbour_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local events_key = KEYS[6]
 local environment, now_ms = ARGV[1], ARGV[2]
 local new_start_ms, new_end_ms, new_capacity = ARGV[3], ARGV[4], ARGV[5]
 local new_lockable, new_metadata, neighbour_id = ARGV[6], ARGV[7], ARGV[8]
@@ -64,4 +67,6 @@ end
 if new_metadata ~= '' then
   redis.call('HSET', slot_key, 'metadata', new_metadata)
 end
-return {'OK', slot_view(slot_key, lock_key, resource_key)}
+local view = slot_view(slot_key, lock_key, resource_key)
+slot_event(events_key, 'slot.updated', view)
+return {'OK', view}

@@ -15,6 +15,8 @@ never written in the same script as a resource's keys.
     sl:{T}:slot-bookings:<id>    zset    a slot's booking ids, scored by creation (ms)
     sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
     sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
+    sl:{T}:events                stream  every change to the resource's slots (lua/lib/events.lua)
+    sl:{T}:lock-ends             zset    locked slot ids by lock_until (ms), for the expiry sweep
     sl:{idem:<h>}:<scope>:<key>  string  an Idempotency-Key's first response (24 h)
     sl:{reschedules}:intents     zset    cross-resource reschedules under way, by deadline (ms)
     sl:{rl:<h>}:<key>:<p>:<n>    string  requests of one API key in rate window n of p seconds
@@ -62,6 +64,16 @@ def lock(slot_id: str) -> str:
 def holds(object_id: str, holder: str) -> str:
     """Slots of `object_id`'s resource held by one lock_key (its hash), scored by until_ms."""
     return f"{_tagged(object_id)}:holds:{holder or 'nobody'}"
+
+
+def events(object_id: str) -> str:
+    """The change stream of the resource that owns `object_id` (GET /resources/:id/events)."""
+    return f"{_tagged(object_id)}:events"
+
+
+def lock_ends(object_id: str) -> str:
+    """Locked slot ids of `object_id`'s resource by lock end (ms), for their slot.unlocked."""
+    return f"{_tagged(object_id)}:lock-ends"
 
 
 def slot_bookings(slot_id: str) -> str:

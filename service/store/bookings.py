@@ -67,6 +67,8 @@ class BookingStore:
             keyspace.booking(record.id),
             keyspace.receipt(slot_id, idempotency_hash or "none"),
             keyspace.holds(slot_id, holder),
+            keyspace.lock_ends(slot_id),
+            keyspace.events(slot_id),
         ]
         ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
         args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]
@@ -139,6 +141,7 @@ class BookingStore:
                 keyspace.slot(slot_id),
                 keyspace.lock(slot_id),
                 keyspace.resource(slot_id),
+                keyspace.events(slot_id),
             ]
             reply: list[Any] = await self._scripts.set_booking_status(
                 keys, [environment, status, self._clock(), holder, slot_id]
@@ -159,6 +162,8 @@ class BookingStore:
                 keyspace.resource(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.slot_bookings(slot_id),
+                keyspace.lock(slot_id),
+                keyspace.events(slot_id),
             ]
             reply: list[Any] = await self._scripts.delete_booking(
                 keys, [environment, slot_id, booking_id]

@@ -67,7 +67,7 @@ class SlotStore:
         self, environment: str, slot_id: str, holder: str, until_ms: int
     ) -> tuple[SlotView, int]:
         """Take or move the lock; returns the slot and the lock's fencing token."""
-        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder)]
+        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder), *_event_keys(slot_id)]
         now_ms = self._clock()
         args = [environment, holder, until_ms, now_ms, self._max_holds]
         _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
@@ -75,7 +75,7 @@ class SlotStore:
 
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
         """Release the lock if `holder` has it; harmless when there is none."""
-        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder)]
+        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder), *_event_keys(slot_id)]
         reply = await self._scripts.unlock_slot(keys, [environment, holder])
         return SlotView.from_script(check(reply, self._clock())[1])
 
@@ -90,7 +90,11 @@ class SlotStore:
         field_count = len(to_flat(records[0]))
         for _ in stale_attempts("the slots of this resource"):
             neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
-            keys = [keyspace.resource(resource_id), keyspace.resource_slots(resource_id)]
+            keys = [
+                keyspace.resource(resource_id),
+                keyspace.resource_slots(resource_id),
+                keyspace.events(resource_id),
+            ]
             args: list[str | int] = [environment, field_count]
             for record, neighbour in zip(records, neighbours, strict=True):
                 keys += [keyspace.slot(record.id), keyspace.slot(neighbour or record.id)]
@@ -130,6 +134,7 @@ class SlotStore:
                 *view_keys,
                 keyspace.resource_slots(slot_id),
                 keyspace.slot(neighbour or slot_id),
+                keyspace.events(slot_id),
             ]
             now_ms = self._clock()
             args = [
@@ -151,7 +156,7 @@ class SlotStore:
         """Enable ("active") or disable ("disabled") a slot."""
         now_ms = self._clock()
         reply = await self._scripts.set_slot_status(
-            _view_keys(slot_id), [environment, status, now_ms]
+            [*_view_keys(slot_id), keyspace.events(slot_id)], [environment, status, now_ms]
         )
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -164,6 +169,7 @@ class SlotStore:
                 keyspace.resource_slots(slot_id),
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
+                *_event_keys(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
@@ -207,6 +213,10 @@ def _view_keys(slot_id: str) -> list[str]:
     if canonical_id(slot_id) != slot_id:
         raise SlotNotFound("slot not found")
     return [keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.resource(slot_id)]
+
+
+def _event_keys(slot_id: str) -> list[str]:
+    return [keyspace.lock_ends(slot_id), keyspace.events(slot_id)]
 
 
 def _or_keep(value: object) -> str:
