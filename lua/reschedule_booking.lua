@@ -10,6 +10,9 @@ reschedule_booking: move a booking to another slot of the same resource, all or 
   KEYS[5] target_lock_key          sl:{T}:lock:<target slot id>
   KEYS[6] target_bookings_key      sl:{T}:slot-bookings:<target slot id>
   KEYS[7] resource_key             sl:{T}:resource
+  KEYS[8] source_lock_key          sl:{T}:lock:<source slot id>    read for the event's slot view
+  KEYS[9] lock_ends_key            sl:{T}:lock-ends                locked slot ids by lock end
+  KEYS[10] events_key              sl:{T}:events     the change stream (slot.released, slot.booked)
   ARGV[1] environment              the caller's environment; another one sees nothing
   ARGV[2] now_ms                   the service's clock, for the booking window
   ARGV[3] holder                   SHA-256 hex of the request's lock_key, or ""
@@ -25,9 +28,11 @@ Returns:
   {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   the target refuses the place, as create would
 ]]
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 local booking_key, source_slot_key, source_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local target_slot_key, target_lock_key, target_bookings_key = KEYS[4], KEYS[5], KEYS[6]
-local resource_key = KEYS[7]
+local resource_key, source_lock_key, lock_ends_key, events_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local environment, now_ms, holder = ARGV[1], ARGV[2], ARGV[3]
 local booking_id, source_slot_id, target_slot_id = ARGV[4], ARGV[5], ARGV[6]
 
@@ -51,7 +56,9 @@ if booking[2] == 'active' then
     return {refusal}
   end
   -- The holder's lock on the target is consumed, as a booking made with its key would.
-  redis.call('DEL', target_lock_key)
+  if redis.call('DEL', target_lock_key) == 1 then
+    track_lock_end(lock_ends_key, target_slot_id, 0)
+  end
 elseif redis.call('HGET', target_slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
@@ -63,4 +70,6 @@ end
 redis.call('ZREM', source_bookings_key, booking_id)
 redis.call('ZADD', target_bookings_key, booking[5], booking_id)
 redis.call('HSET', booking_key, 'slot_id', target_slot_id, 'updated_ms', now_ms)
+slot_event(events_key, 'slot.released', slot_view(source_slot_key, source_lock_key, resource_key))
+slot_event(events_key, 'slot.booked', slot_view(target_slot_key, target_lock_key, resource_key))
 return {'OK', redis.call('HGETALL', booking_key)}

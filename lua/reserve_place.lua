@@ -9,6 +9,7 @@ is confirmed by confirm_place or undone by abort_place (see the README's saga).
   KEYS[2] lock_key         sl:{C}:lock:<target slot id>
   KEYS[3] resource_key     sl:{C}:resource
   KEYS[4] booking_key      sl:{C}:booking:<booking id>   where the booking will live
+  KEYS[5] events_key       sl:{C}:events                 the change stream (slot.booked)
   ARGV[1] environment      the caller's environment; another one sees nothing
   ARGV[2] now_ms           the service's clock, for the booking window
   ARGV[3] holder           SHA-256 hex of the request's lock_key, or ""
@@ -23,7 +24,10 @@ Returns:
   {"STALE"}                          the booking already lives on this resource
 ]]
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 local slot_key, lock_key, resource_key, booking_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events_key = KEYS[5]
 local environment, now_ms, holder, intent_id, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local existing = redis.call('HMGET', booking_key, 'pending_intent', 'moved_to_slot', 'id')
@@ -50,4 +54,5 @@ redis.call('HSET', booking_key, 'resource_id', resource_id)
 local status_field = status == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
 move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, status_field, 1)
+slot_event(events_key, 'slot.booked', slot_view(slot_key, lock_key, resource_key))
 return {'OK', resource_id}

@@ -456,3 +456,32 @@ def test_shutdown_ends_every_stream(redis_for_events: RedisServer, tmp_path: Any
     finally:
         client.close()
         pod.stop()
+
+
+def test_a_reschedule_is_released_on_one_slot_and_booked_on_the_other(live: LiveApi) -> None:
+    """Moving a booking shows slot.released on its old slot and slot.booked on the new one."""
+    home, away = new_resource(live), new_resource(live)
+    source = new_slot(live, home)
+    same_resource_target = new_slot(live, home, 30)
+    other_resource_target = new_slot(live, away)
+    booking = live.ok("POST", "/bookings", {"slot_id": source["id"]})
+
+    async def body() -> None:
+        async with stream(live, home) as at_home, stream(live, away) as at_away:
+            path = f"/bookings/{booking['id']}/reschedule"
+            await in_thread(live.ok, "POST", path, {"target_slot_id": same_resource_target["id"]})
+            await in_thread(live.ok, "POST", path, {"target_slot_id": other_resource_target["id"]})
+            home_events = await at_home.wait_for(3)
+            away_events = await at_away.wait_for(1)
+        assert [(e.type, e.data["slot"]["id"]) for e in home_events] == [
+            ("slot.released", source["id"]),
+            ("slot.booked", same_resource_target["id"]),
+            ("slot.released", same_resource_target["id"]),
+        ]
+        assert home_events[2].data["slot"]["num_active_bookings"] == 0
+        assert [(e.type, e.data["slot"]["id"]) for e in away_events] == [
+            ("slot.booked", other_resource_target["id"])
+        ]
+        assert away_events[0].data["slot"]["num_active_bookings"] == 1
+
+    run(body)

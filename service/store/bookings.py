@@ -205,6 +205,9 @@ class BookingStore:
             keyspace.lock(target_slot_id),
             keyspace.slot_bookings(target_slot_id),
             keyspace.resource(target_slot_id),
+            keyspace.lock(source_slot_id),
+            keyspace.lock_ends(target_slot_id),
+            keyspace.events(target_slot_id),
         ]
         args = [
             environment,

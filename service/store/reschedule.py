@@ -163,6 +163,7 @@ class Rescheduler:
             keyspace.lock(target),
             keyspace.resource(target),
             keyspace.booking(intent.booking_id, target),
+            keyspace.events(target),
         ]
         args = [
             intent.environment,
@@ -183,6 +184,8 @@ class Rescheduler:
             keyspace.resource(source),
             keyspace.resource_bookings(source),
             keyspace.slot_bookings(source),
+            keyspace.lock(source),
+            keyspace.events(source),
         ]
         args = [
             intent.environment,
@@ -203,6 +206,10 @@ class Rescheduler:
             keyspace.resource_bookings(target),
             keyspace.slot_bookings(target),
             keyspace.lock(target),
+            keyspace.slot(target),
+            keyspace.resource(target),
+            keyspace.lock_ends(target),
+            keyspace.events(target),
         ]
         reply: list[Any] = await self._scripts.confirm_place(
             keys, [intent.booking_id, intent.intent_id, intent.holder]
@@ -215,6 +222,8 @@ class Rescheduler:
             keyspace.booking(intent.booking_id, target),
             keyspace.slot(target),
             keyspace.resource(target),
+            keyspace.lock(target),
+            keyspace.events(target),
         ]
         await self._scripts.abort_place(keys, [intent.intent_id, intent.source_slot_id])
 
