@@ -8,7 +8,7 @@ and moves the ends of locks that ran out by themselves into the stream (expire_l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -33,13 +33,14 @@ def id_order(event_id: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredEvent:
     """One stream entry: its id, its type and its data as the script stored it."""
 
     id: str
     type: str
     data: str
+    _message: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, entry_id: str, fields: dict[str, str]) -> StoredEvent:
@@ -57,6 +58,12 @@ class StoredEvent:
         return self.type == "resource.deleted"
 
     def message(self) -> bytes:
+        """The SSE message, rendered once however many streams send it."""
+        if self._message is None:
+            self._message = self._render()
+        return self._message
+
+    def _render(self) -> bytes:
         """The SSE message: a slot as GET /slots/:id showed it right after the change.
 
         The view is rendered at the event's own instant (its id's ms, Redis's clock), so a

@@ -123,21 +123,33 @@ class EventStream(Response):
         await self._live(send, sent)
 
     async def _live(self, send: Send, sent: str) -> None:
-        last = StoredEvent(sent, "", "").order() if sent else (0, 0)
+        last = StoredEvent(sent, "", "").order()
         queue = self._watcher.queue
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), PING_INTERVAL_S)
+                first = await asyncio.wait_for(queue.get(), PING_INTERVAL_S)
             except TimeoutError:
                 await _write(send, PING)
                 continue
-            if event is None:
-                return  # cut off (too slow) or the pod shuts down: the client resumes
-            if event.order() <= last:
-                continue  # already sent by the replay
-            await _write(send, event.message())
-            last = event.order()
-            if event.ends_stream():
+            # What else is queued goes out in the same write: one send per burst, not per event.
+            batch = [first]
+            while not queue.empty() and batch[-1] is not None:
+                batch.append(queue.get_nowait())
+            chunks, ended = [], False
+            for event in batch:
+                if event is None:
+                    ended = True  # cut off (too slow) or the pod shuts down: the client resumes
+                    break
+                if event.order() <= last:
+                    continue  # already sent by the replay
+                chunks.append(event.message())
+                last = event.order()
+                if event.ends_stream():
+                    ended = True
+                    break
+            if chunks:
+                await _write(send, b"".join(chunks))
+            if ended:
                 return
 
 
