@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.live import LiveApi, LiveService, create_keys, lock_body
+from tests.live import LiveApi, LiveService, create_keys, lock_body, wait_for
 from tests.redis_servers import RedisServer
 from tests.sse import EventReader
 
@@ -402,10 +402,16 @@ def test_auth_by_header_or_public_query_key(live: LiveApi, service: LiveService)
         assert (status, '"E015"' in text) == (401, True)
         assert (await status_of("", {}))[0] == 401
         assert (await status_of("?key=nope", {}))[0] == 401
+        url = f"{live.service.url}/resources/{'0' * 8}-0000-4000-8000-{'0' * 12}/events"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers=live.headers()) as gone,
+        ):
+            assert (gone.status, (await gone.json())["error"]["code"]) == (404, "E052")
 
     run(body)
+    assert wait_for(lambda: "/events" in service.log(), timeout_s=3)  # flushed within 0.25 s
     log = service.log()
-    assert "/events" in log
     assert live.pair.public_key not in log
     assert live.pair.secret_key not in log
 
