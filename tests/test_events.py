@@ -491,3 +491,32 @@ def test_a_reschedule_is_released_on_one_slot_and_booked_on_the_other(live: Live
         assert away_events[0].data["slot"]["num_active_bookings"] == 1
 
     run(body)
+
+
+def test_two_pods_watching_write_a_lock_end_once(
+    live: LiveApi, redis_for_events: RedisServer, tmp_path: Any
+) -> None:
+    """With watchers on two pods, both sweep the resource, and its lock end is one event."""
+    other_pod = LiveService(tmp_path / "pod-2.log", REDIS_URL=redis_for_events.url)
+    other_pod.start()
+    other = LiveApi(other_pod, live.pair)
+    try:
+        resource_id = new_resource(live)
+        slots = [new_slot(live, resource_id, 24 + n) for n in range(5)]
+
+        async def body() -> None:
+            async with stream(live, resource_id) as here, stream(other, resource_id) as there:
+                for slot in slots:
+                    path = f"/slots/{slot['id']}/lock"
+                    await in_thread(live.ok, "POST", path, lock_body(slot["id"], 0.6), key="public")
+                await here.wait_for(10, timeout_s=4)
+                await there.wait_for(10, timeout_s=4)
+                await asyncio.sleep(0.5)
+            for reader in (here, there):
+                assert sorted(reader.types()) == ["slot.locked"] * 5 + ["slot.unlocked"] * 5
+            assert [e.id for e in here.events] == [e.id for e in there.events]
+
+        run(body)
+    finally:
+        other.close()
+        other_pod.stop()
