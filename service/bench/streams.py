@@ -31,6 +31,7 @@ RESOURCES = 10
 SLOTS_PER_RESOURCE = 20
 LOCK_WORKERS = 20
 SETTLE_S = 1.0
+OPEN_BATCH = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +114,14 @@ async def _measure(
         # Idle streams (a resource nobody changes): what merely holding them open costs.
         rss_before = rss_bytes(pid)
         idle_latencies: list[float] = []
-        idle = _open(session, public, [idle_resource] * options.streams, idle_latencies)
+        idle = await _open(session, public, [idle_resource] * options.streams, idle_latencies)
         await asyncio.sleep(SETTLE_S + options.streams / 1000)
         rss_after = rss_bytes(pid)
         with_idle = await _lock_load(session, public, slot_ids, options.duration_s)
         await _close(idle)
         # Busy streams: the same number spread over the resources under load.
         latencies: list[float] = []
-        busy = _open(session, public, _spread(loaded, options.streams), latencies)
+        busy = await _open(session, public, _spread(loaded, options.streams), latencies)
         await asyncio.sleep(SETTLE_S + options.streams / 1000)
         latencies.clear()
         with_busy = await _lock_load(session, public, slot_ids, options.duration_s)
@@ -132,13 +133,18 @@ async def _measure(
     )  # fmt: skip
 
 
-def _open(
+async def _open(
     session: aiohttp.ClientSession, public: str, resource_ids: list[str], latencies: list[float]
 ) -> list[asyncio.Task[bool]]:
-    return [
-        asyncio.create_task(_read_stream(session, public, resource_id, latencies))
-        for resource_id in resource_ids
-    ]
+    """Open the streams OPEN_BATCH at a time (a burst of thousands overflows the backlog)."""
+    readers = []
+    for first in range(0, len(resource_ids), OPEN_BATCH):
+        for resource_id in resource_ids[first : first + OPEN_BATCH]:
+            readers.append(
+                asyncio.create_task(_read_stream(session, public, resource_id, latencies))
+            )
+        await asyncio.sleep(0.2)
+    return readers
 
 
 async def _close(readers: list[asyncio.Task[bool]]) -> int:
