@@ -20,6 +20,7 @@ Returns:
   {"STALE"}              a neighbour changed since the caller read it: read again
 ]]
 --!include overlap.lua
+--!include places.lua
 --!include slot_view.lua
 --!include events.lua
 local resource_key, starts_key, events_key = KEYS[1], KEYS[2], KEYS[3]
@@ -48,7 +49,7 @@ for i = 0, slot_count - 1 do
 end
 redis.call('HINCRBY', resource_key, 'num_slots', slot_count)
 for i = 0, slot_count - 1 do
-  slot_event(events_key, 'slot.created', slot_view_of(slot_fields(KEYS[4 + 2 * i]), 0, resource_key))
+  slot_event(events_key, 'slot.created', slot_view_of(slot_fields(KEYS[4 + 2 * i]), 0, resource_key, 0))
 end
 local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before', 'timezone')
 return {'OK', resource[1], resource[2], resource[3] or 'UTC'}

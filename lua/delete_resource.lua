@@ -7,7 +7,7 @@ delete_resource: remove a resource with every slot, lock and booking it owns.
   KEYS[3] resource_bookings_key   sl:{T}:bookings
   KEYS[4] events_key              sl:{T}:events          the change stream: resource.deleted, kept an hour
   KEYS[5] lock_ends_key           sl:{T}:lock-ends
-  KEYS[6..] owned keys            per slot: its hash, lock and booking index; then each booking hash
+  KEYS[6..] owned keys            per slot: its hash, lock, booking index and holds; then each booking hash
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] resource_id             the id the caller asked for (a home tag holds one resource)
   ARGV[3] slot_count              how many slot ids follow
@@ -18,6 +18,8 @@ Returns:
   {"RESOURCE_NOT_FOUND"}
   {"STALE"}                       slots or bookings changed since the caller read them: read again
 ]]
+--!include places.lua
+--!include slot_view.lua
 --!include events.lua
 local resource_key, starts_key, resource_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local events_key, lock_ends_key = KEYS[4], KEYS[5]

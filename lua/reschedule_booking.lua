@@ -10,11 +10,14 @@ reschedule_booking: move a booking to another slot of the same resource, all or 
   KEYS[5] target_lock_key          sl:{T}:lock:<target slot id>
   KEYS[6] target_bookings_key      sl:{T}:slot-bookings:<target slot id>
   KEYS[7] resource_key             sl:{T}:resource
-  KEYS[8] source_lock_key          sl:{T}:lock:<source slot id>    read for the event's slot view
-  KEYS[9] lock_ends_key            sl:{T}:lock-ends                locked slot ids by lock end
-  KEYS[10] events_key              sl:{T}:events     the change stream (slot.released, slot.booked)
+  KEYS[8] holds_key                sl:{T}:holds:<holder>     slot ids the request's lock_key holds here
+  KEYS[9] target_held_key          sl:{T}:held:<target slot id>   partial holds, by until_ms
+  KEYS[10] source_lock_key         sl:{T}:lock:<source slot id>   read for the event's slot view
+  KEYS[11] source_held_key         sl:{T}:held:<source slot id>   read for the event's slot view
+  KEYS[12] lock_ends_key           sl:{T}:lock-ends               locked slot ids by next lock end
+  KEYS[13] events_key              sl:{T}:events    the change stream (slot.released, slot.booked)
   ARGV[1] environment              the caller's environment; another one sees nothing
-  ARGV[2] now_ms                   the service's clock, for the booking window
+  ARGV[2] now_ms                   the service's clock, for the booking window and holds
   ARGV[3] holder                   SHA-256 hex of the request's lock_key, or ""
   ARGV[4] booking_id
   ARGV[5] source_slot_id           the slot the caller found the booking on
@@ -27,12 +30,15 @@ Returns:
   {"SLOT_NOT_FOUND"} {"SLOT_DISABLED"} {"RESOURCE_DRAFT"} {"BOOKING_CLOSED"}
   {"LOCKED_BY_OTHER"} {"SLOT_FULL"}   the target refuses the place, as create would
 ]]
+--!include places.lua
+--!include holds.lua
 --!include booking_checks.lua
 --!include slot_view.lua
 --!include events.lua
 local booking_key, source_slot_key, source_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local target_slot_key, target_lock_key, target_bookings_key = KEYS[4], KEYS[5], KEYS[6]
-local resource_key, source_lock_key, lock_ends_key, events_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local resource_key, holds_key, target_held_key = KEYS[7], KEYS[8], KEYS[9]
+local source_lock_key, source_held_key, lock_ends_key, events_key = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local environment, now_ms, holder = ARGV[1], ARGV[2], ARGV[3]
 local booking_id, source_slot_id, target_slot_id = ARGV[4], ARGV[5], ARGV[6]
 
@@ -51,14 +57,19 @@ end
 local status_field = 'num_cancelled_bookings'
 if booking[2] == 'active' then
   status_field = 'num_active_bookings'
-  local refusal = place_refusal(target_slot_key, target_lock_key, resource_key, environment, holder, now_ms)
+  local refusal, own_hold = place_refusal(
+    target_slot_key, target_lock_key, target_held_key, resource_key, environment, holder, now_ms)
   if refusal then
     return {refusal}
   end
-  -- The holder's lock on the target is consumed, as a booking made with its key would.
+  -- The holder's lock on the target is consumed, or its partial hold gives up a place,
+  -- as a booking made with its key would.
   if redis.call('DEL', target_lock_key) == 1 then
-    track_lock_end(lock_ends_key, target_slot_id, 0)
+    redis.call('ZREM', holds_key, target_slot_id)
+  elseif own_hold then
+    take_held_place(target_held_key, holds_key, holder, own_hold, target_slot_id)
   end
+  track_lock_end(lock_ends_key, target_slot_id, target_lock_key, target_held_key, now_ms)
 elseif redis.call('HGET', target_slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
@@ -70,6 +81,6 @@ end
 redis.call('ZREM', source_bookings_key, booking_id)
 redis.call('ZADD', target_bookings_key, booking[5], booking_id)
 redis.call('HSET', booking_key, 'slot_id', target_slot_id, 'updated_ms', now_ms)
-slot_event(events_key, 'slot.released', slot_view(source_slot_key, source_lock_key, resource_key))
-slot_event(events_key, 'slot.booked', slot_view(target_slot_key, target_lock_key, resource_key))
+slot_event_now(events_key, 'slot.released', source_slot_key, source_lock_key, resource_key, source_held_key, now_ms)
+slot_event_now(events_key, 'slot.booked', target_slot_key, target_lock_key, resource_key, target_held_key, now_ms)
 return {'OK', redis.call('HGETALL', booking_key)}

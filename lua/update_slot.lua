@@ -8,9 +8,10 @@ update_slot: change a slot's dates, capacity, lockable flag or metadata.
   KEYS[4] starts_key     sl:{T}:slots        slot ids by start_ms
   KEYS[5] neighbour_key  sl:{T}:slot:<id>    the slot starting last before the new end
                                              (as the caller read it; the slot's own key if none)
-  KEYS[6] events_key     sl:{T}:events       the change stream (slot.updated)
+  KEYS[6] held_key       sl:{T}:held:<slot id>   partial holds, by until_ms
+  KEYS[7] events_key     sl:{T}:events           the change stream (slot.updated)
   ARGV[1] environment    the caller's environment; another one sees nothing
-  ARGV[2] now_ms         becomes updated_ms
+  ARGV[2] now_ms         becomes updated_ms; holds that ended before it no longer count
   ARGV[3] start_ms       new start, or "" to keep it
   ARGV[4] end_ms         new end, or "" to keep it
   ARGV[5] capacity       new capacity, or "" to keep it
@@ -24,13 +25,15 @@ Returns:
   {"BAD_RANGE"}          start not before end
   {"OVERLAP", slot id}   the new dates overlap this slot of the same resource
   {"STALE"}              the slot's dates or its neighbour changed since the caller read them
-  {"CAPACITY_TOO_LOW", num_active_bookings}
+  {"CAPACITY_TOO_LOW", num_active_bookings, held places}   below bookings plus held places
 ]]
+--!include places.lua
+--!include holds.lua
 --!include slot_view.lua
 --!include overlap.lua
 --!include events.lua
 local slot_key, lock_key, resource_key, starts_key, neighbour_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local events_key = KEYS[6]
+local held_key, events_key = KEYS[6], KEYS[7]
 local environment, now_ms = ARGV[1], ARGV[2]
 local new_start_ms, new_end_ms, new_capacity = ARGV[3], ARGV[4], ARGV[5]
 local new_lockable, new_metadata, neighbour_id = ARGV[6], ARGV[7], ARGV[8]
@@ -52,8 +55,11 @@ if clash == 'STALE' then
 elseif clash then
   return {'OVERLAP', clash}
 end
-if new_capacity ~= '' and tonumber(new_capacity) < tonumber(slot[5]) then
-  return {'CAPACITY_TOO_LOW', tonumber(slot[5])}
+if new_capacity ~= '' then
+  local _, held = live_holds(held_key, now_ms)
+  if tonumber(new_capacity) < tonumber(slot[5]) + held then
+    return {'CAPACITY_TOO_LOW', tonumber(slot[5]), held}
+  end
 end
 
 redis.call('HSET', slot_key, 'start_ms', start_ms, 'end_ms', end_ms, 'updated_ms', now_ms)
@@ -67,6 +73,6 @@ end
 if new_metadata ~= '' then
   redis.call('HSET', slot_key, 'metadata', new_metadata)
 end
-local view = slot_view(slot_key, lock_key, resource_key)
+local view = slot_view(slot_key, lock_key, resource_key, held_key, now_ms)
 slot_event(events_key, 'slot.updated', view)
 return {'OK', view}

@@ -151,5 +151,5 @@ class EventLog:
             keyspace.resource(resource_id),
         ]
         for slot_id in slot_ids:
-            keys += [keyspace.slot(slot_id), keyspace.lock(slot_id)]
-        return await self._scripts.expire_locks(keys, slot_ids)
+            keys += [keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.held(slot_id)]
+        return await self._scripts.expire_locks(keys, [self._clock(), *slot_ids])

@@ -11,7 +11,9 @@ never written in the same script as a resource's keys.
     sl:{T}:bookings              zset    its booking ids, scored by creation (ms)
     sl:{T}:slot:<slot id>        hash    a slot
     sl:{T}:lock:<slot id>        string  "<lock key hash>:<token>", expires at lock_until (PXAT)
-    sl:{T}:holds:<lock key hash> zset    slot ids one lock_key holds in the resource, by until (ms)
+    sl:{T}:holds:<lock key hash> zset    slots one lock_key locks or holds places on, by until (ms)
+    sl:{T}:held:<slot id>        zset    a slot's partial holds "<lock key hash>:<places>:<token>",
+                                         scored by until (ms)
     sl:{T}:slot-bookings:<id>    zset    a slot's booking ids, scored by creation (ms)
     sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
     sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
@@ -64,6 +66,11 @@ def lock(slot_id: str) -> str:
 def holds(object_id: str, holder: str) -> str:
     """Slots of `object_id`'s resource held by one lock_key (its hash), scored by until_ms."""
     return f"{_tagged(object_id)}:holds:{holder or 'nobody'}"
+
+
+def held(slot_id: str) -> str:
+    """A slot's partial holds, "<lock key hash>:<places>:<token>" scored by until_ms."""
+    return f"{_tagged(slot_id)}:held:{slot_id}"
 
 
 def events(object_id: str) -> str:

@@ -76,9 +76,13 @@ class SlotUpdate(Request):
     metadata: Metadata | UnsetType = UNSET
 
 
+Quantity = Annotated[int, Meta(ge=1, description="places to hold (a partial hold)")]
+
+
 class LockRequest(Request):
     lock_key: LockKey
     lock_until: Instant
+    quantity: Quantity | UnsetType = UNSET  # absent: a whole-slot lock
 
 
 class UnlockRequest(Request):
@@ -141,6 +145,10 @@ class SlotOut(msgspec.Struct, kw_only=True):
     num_bookings: int
     num_active_bookings: int
     num_cancelled_bookings: int
+    # Defaults only so that a view may set them after construction: a msgspec Struct
+    # built with 16 or more keyword arguments takes some 4x longer (0.7 us against 0.2).
+    num_held_places: int = 0
+    num_free_places: int = 0
     metadata: dict[str, Any]
     created_at: str
     updated_at: str

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from service.bench.anchors import bare_app, naive_app
-from service.bench.calls import CallsPerRequest
+from service.bench.calls import REPORTED, CallsPerRequest
 from service.bench.phases import PhaseResult
 from service.bench.redis_probe import SlotMemory, segment_calls
 from service.bench.report import BenchSetup, build_report, format_report, saturation_warning
@@ -83,9 +83,10 @@ def test_bench_report_prints_phases_ratios_and_targets() -> None:
         )  # fmt: skip
 
     calls = {name: CallsPerRequest(requests=100, calls=1.0, by_command={"EVALSHA": 1.0})
-             for name in ("lock", "unlock", "book")}  # fmt: skip
+             for name in REPORTED}  # fmt: skip
     memory = SlotMemory(slot_hash=400, index_entries=100, resource_share=1, idle=501,
-                        lock_string=100, holds_zset=150, locked=751)  # fmt: skip
+                        lock_string=100, holds_zset=150, locked=751, held_zset=120,
+                        held=771)  # fmt: skip
     setup = BenchSetup(duration_s=10, warmup_s=2, connections=50, slots=1000, client="raw",
                        server_cores="core 0", load_cores="core 1", log_level="INFO")  # fmt: skip
     phases = [phase("ceiling", 16000, 4.0), phase("naive", 6000, 25.0), phase("slotlock", 9600, 8)]
@@ -102,6 +103,8 @@ def test_bench_report_prints_phases_ratios_and_targets() -> None:
     assert "slotlock/naive 1.60x" in text
     assert "naive (1 EVALSHA/request)" in text
     assert "locked 751 B" in text
+    assert "with a partial hold 771 B" in text
+    assert "hold 1.00 (EVALSHA 1.00)" in text
     assert text.rstrip().endswith("ok")
 
 

@@ -1,15 +1,19 @@
-"""Random sequences of lock, book, cancel, enable, reschedule and more, against a plain model.
+"""Random sequences of lock, hold, book, cancel, enable, reschedule and more, against a model.
 
 A hypothesis state machine drives the in-process app over two resources of two
-slots each, and after every step checks that every counter, `available`, the
-lock state and the list of bookings agree with a few dicts that say what
-API.md promises, and that no slot ever holds more active bookings than places.
+slots each, with its clock moved forward now and then (holds end by the
+service's clock, before Redis deletes anything; a whole-slot lock's key is
+dropped when the clock passes it, as Redis would), and after every step checks
+that every counter, `available`, the lock and hold state, the free places and
+the list of bookings agree with a few dicts that say what API.md promises, and
+that no slot ever holds more active bookings plus held places than places.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
@@ -30,15 +34,18 @@ from redis.asyncio import Redis
 
 from service.settings import Settings
 from service.store.client import RedisClient
-from tests.api import Api
+from tests.api import Api, iso
 from tests.redis_servers import RedisServer
 from tests.test_bookings import ManualClock, expire_lock, open_api, open_intents
 
-LOCK_KEYS = ["key-a", "key-b"]
+LOCK_KEYS = ["key-a", "key-b", "key-c"]
 SLOTS = strategies.integers(min_value=0, max_value=3)
-# Whose lock_key a request carries: none, the slot's current holder's (if locked), or a fixed one.
+# Whose lock_key a request carries: none, the slot's current holder's (its whole-slot lock's,
+# else its first partial hold's), or a fixed one.
 KEYS = strategies.sampled_from(["none", "holder", *LOCK_KEYS])
 MOVES = strategies.tuples(SLOTS, KEYS)
+# How long a lock or hold lasts (s); a public key may hold 15 minutes.
+DURATIONS_S = strategies.sampled_from([30, 120, 600, 899])
 RUNS = settings(
     max_examples=40,
     stateful_step_count=30,
@@ -49,14 +56,38 @@ RUNS = settings(
 
 
 @dataclass
+class Hold:
+    """A partial hold: places, until when (service clock, ms) and its fencing token."""
+
+    quantity: int
+    until_ms: int
+    token: int
+
+
+@dataclass
 class SlotModel:
-    """What a slot should look like: its place count, status and lock holder."""
+    """What a slot should look like: places, status, whole-slot lock and partial holds."""
 
     id: str
     resource: int
     capacity: int
     active: bool = True
     lock: str | None = None
+    lock_until_ms: int = 0
+    lock_token: int = 0
+    holds: dict[str, Hold] = field(default_factory=dict)
+    last_token: int = 0
+
+    def held(self, except_key: str | None = None) -> int:
+        """Places held by partial holds (running: ended ones are dropped as time passes)."""
+        return sum(hold.quantity for key, hold in self.holds.items() if key != except_key)
+
+    def token_of(self, lock_key: str) -> int | None:
+        """The token of what `lock_key` has on the slot now, or None."""
+        if self.lock == lock_key:
+            return self.lock_token
+        hold = self.holds.get(lock_key)
+        return None if hold is None else hold.token
 
 
 @dataclass
@@ -92,9 +123,29 @@ class World:
             return "E051"
         if model.lock is not None and model.lock != lock_key:
             return "E050"
-        if self.active_on(slot) >= model.capacity:
+        if lock_key in model.holds:
+            return None
+        if self.active_on(slot) + model.held() >= model.capacity:
             return "E049"
         return None
+
+    def take_place(self, slot: int, lock_key: str | None, *, consume_lock: bool) -> None:
+        """A new active booking: the key's hold gives up a place, or its whole lock ends."""
+        model = self.slots[slot]
+        hold = model.holds.get(lock_key or "")
+        if hold is not None:
+            hold.quantity -= 1
+            if hold.quantity == 0:
+                del model.holds[lock_key or ""]
+        elif consume_lock and model.lock is not None:
+            model.lock = None
+
+    def free_places(self, slot: int) -> int:
+        """API.md's num_free_places."""
+        model = self.slots[slot]
+        if model.lock is not None:
+            return 0
+        return model.capacity - self.active_on(slot) - model.held()
 
 
 def code_of(response: httpx.Response) -> str | None:
@@ -113,8 +164,9 @@ class BookingMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.clock = ManualClock()
         self._session: Iterator[Api] = open_api(
-            self.redis_factory(), Settings(key_cache_s=0.0), ManualClock()
+            self.redis_factory(), Settings(key_cache_s=0.0), self.clock
         )
         self.api = next(self._session)
         self.world = World()
@@ -129,14 +181,45 @@ class BookingMachine(RuleBasedStateMachine):
         if key == "none":
             return None
         if key == "holder":
-            return self.world.slots[slot].lock
+            model = self.world.slots[slot]
+            return model.lock or next(iter(model.holds), None)
         return key
+
+    def lock_call(
+        self, slot: int, lock_key: str, duration_s: int, quantity: int | None = None
+    ) -> tuple[httpx.Response, int]:
+        """POST /slots/:id/lock with lock_until `duration_s` ahead of the service's clock."""
+        until_ms = self.clock.now_ms + duration_s * 1000
+        body: dict[str, Any] = {
+            "lock_key": lock_key,
+            "lock_until": iso(
+                datetime.fromtimestamp(until_ms // 1000, UTC).replace(
+                    microsecond=until_ms % 1000 * 1000
+                )
+            ),
+        }
+        if quantity is not None:
+            body["quantity"] = quantity
+        path = f"/slots/{self.world.slots[slot].id}/lock"
+        return self.api.call("POST", path, body, key="public"), until_ms
+
+    def check_token(self, slot: int, lock_key: str, response: httpx.Response) -> int:
+        """The same key keeps its token; anything new gets a larger one than ever before."""
+        model = self.world.slots[slot]
+        token: int = response.json()["meta"]["lock_token"]
+        kept = model.token_of(lock_key)
+        if kept is not None:
+            assert token == kept
+        else:
+            assert token > model.last_token
+        model.last_token = max(model.last_token, token)
+        return token
 
     def expect(self, response: httpx.Response, code: str | None) -> None:
         """The response must fail with `code`, or succeed when `code` is None."""
         assert code_of(response) == code, response.text
 
-    @initialize(capacities=strategies.lists(strategies.integers(1, 3), min_size=4, max_size=4))
+    @initialize(capacities=strategies.lists(strategies.integers(1, 4), min_size=4, max_size=4))
     def build(self, capacities: list[int]) -> None:
         """Two published resources with two slots each."""
         for resource in range(2):
@@ -147,35 +230,77 @@ class BookingMachine(RuleBasedStateMachine):
                 slot = self.api.slot(resource_id, hours_ahead=hours_ahead, capacity=capacity)
                 self.world.slots.append(SlotModel(slot["id"], resource, capacity))
 
-    @rule(slot=SLOTS, lock_key=strategies.sampled_from(LOCK_KEYS))
-    def lock(self, slot: int, lock_key: str) -> None:
-        """Lock: E051 disabled, E045 held by another key, E049 full; the holder may extend."""
+    @rule(slot=SLOTS, lock_key=strategies.sampled_from(LOCK_KEYS), duration_s=DURATIONS_S)
+    def lock(self, slot: int, lock_key: str, duration_s: int) -> None:
+        """Whole-slot lock: E051 disabled, E045 another key locks or holds, E049 full."""
         model = self.world.slots[slot]
         expected = None
+        mine = model.token_of(lock_key) is not None
+        if not model.active:
+            expected = "E051"
+        elif model.lock not in (None, lock_key) or model.held(except_key=lock_key) > 0:
+            expected = "E045"
+        elif not mine and self.world.active_on(slot) >= model.capacity:
+            expected = "E049"
+        response, until_ms = self.lock_call(slot, lock_key, duration_s)
+        self.expect(response, expected)
+        if expected is None:
+            model.lock_token = self.check_token(slot, lock_key, response)
+            model.lock, model.lock_until_ms = lock_key, until_ms
+            model.holds.pop(lock_key, None)
+
+    @rule(
+        slot=SLOTS,
+        lock_key=strategies.sampled_from(LOCK_KEYS),
+        quantity=strategies.integers(1, 3),
+        duration_s=DURATIONS_S,
+    )
+    def hold(self, slot: int, lock_key: str, quantity: int, duration_s: int) -> None:
+        """Partial hold: E051 disabled, E045 another key locks whole, E049 not enough free."""
+        model = self.world.slots[slot]
+        expected = None
+        free = model.capacity - self.world.active_on(slot) - model.held(except_key=lock_key)
         if not model.active:
             expected = "E051"
         elif model.lock not in (None, lock_key):
             expected = "E045"
-        elif model.lock is None and self.world.active_on(slot) >= model.capacity:
+        elif quantity > free:
             expected = "E049"
-        self.expect(self.api.lock(model.id, lock_key), expected)
+        response, until_ms = self.lock_call(slot, lock_key, duration_s, quantity)
+        self.expect(response, expected)
         if expected is None:
-            model.lock = lock_key
+            token = self.check_token(slot, lock_key, response)
+            model.holds[lock_key] = Hold(quantity, until_ms, token)
+            if model.lock == lock_key:
+                model.lock = None
 
     @rule(slot=SLOTS, lock_key=strategies.sampled_from(LOCK_KEYS))
     def unlock(self, slot: int, lock_key: str) -> None:
-        """Unlock: E059 when another key holds it, else the lock (if any, ours) is gone."""
+        """Unlock: E059 when another key locks the whole slot, else the key's lock or hold ends."""
         model = self.world.slots[slot]
         expected = "E059" if model.lock not in (None, lock_key) else None
         self.expect(self.api.unlock(model.id, lock_key), expected)
         if expected is None:
-            model.lock = None
+            model.lock = None if model.lock == lock_key else model.lock
+            model.holds.pop(lock_key, None)
 
     @rule(slot=SLOTS)
     def expire(self, slot: int) -> None:
-        """Redis drops the lock at lock_until."""
+        """Redis drops the whole-slot lock at lock_until (its clock may run ahead of ours)."""
         expire_lock(self.api, self.world.slots[slot].id)
         self.world.slots[slot].lock = None
+
+    @rule(seconds=strategies.sampled_from([1, 29, 31, 119, 300, 601]))
+    def time_passes(self, seconds: int) -> None:
+        """The service's clock moves on: holds past lock_until end at once, though Redis still
+        keeps them; a whole-slot lock past it is dropped, as Redis would drop it."""
+        self.clock.advance(seconds * 1000)
+        now_ms = self.clock.now_ms
+        for model in self.world.slots:
+            model.holds = {k: h for k, h in model.holds.items() if h.until_ms > now_ms}
+            if model.lock is not None and model.lock_until_ms <= now_ms:
+                expire_lock(self.api, model.id)
+                model.lock = None
 
     @rule(target=bookings, slot=SLOTS, key=KEYS)
     def book(self, slot: int, key: str) -> Any:
@@ -191,7 +316,7 @@ class BookingMachine(RuleBasedStateMachine):
             return multiple()
         booking_id: str = response.json()["data"]["id"]
         self.world.bookings[booking_id] = BookingModel(slot)
-        self.world.slots[slot].lock = None
+        self.world.take_place(slot, lock_key, consume_lock=True)
         return booking_id
 
     @rule(booking_id=bookings)
@@ -205,7 +330,7 @@ class BookingMachine(RuleBasedStateMachine):
 
     @rule(booking_id=bookings, key=KEYS)
     def enable(self, booking_id: str, key: str) -> None:
-        """Enable takes a place back if the slot would take a new booking; the lock stays."""
+        """Enable takes a place back as a new booking would; a whole lock stays, a hold shrinks."""
         booking = self.world.bookings.get(booking_id)
         lock_key = self.lock_key(key, booking.slot if booking else 0)
         body = None if lock_key is None else {"lock_key": lock_key}
@@ -217,8 +342,9 @@ class BookingMachine(RuleBasedStateMachine):
             if booking.status == "cancelled":
                 expected = self.world.place_refusal(booking.slot, lock_key)
         self.expect(response, expected)
-        if booking is not None and expected is None:
+        if booking is not None and expected is None and booking.status == "cancelled":
             booking.status = "active"
+            self.world.take_place(booking.slot, lock_key, consume_lock=False)
 
     @rule(booking_id=bookings, move=MOVES)
     def reschedule_within(self, booking_id: str, move: tuple[int, str]) -> None:
@@ -250,8 +376,8 @@ class BookingMachine(RuleBasedStateMachine):
         self.expect(response, expected)
         if booking is None or expected is not None:
             return
-        if booking.status == "active":
-            self.world.slots[to].lock = None  # the holder's move consumes its lock
+        if booking.status == "active" and booking.slot != to:
+            self.world.take_place(to, lock_key, consume_lock=True)  # as a booking with its key
         booking.slot = to
         assert response.json()["data"]["slot_id"] == self.world.slots[to].id
         found = self.api.ok("GET", f"/bookings/{booking_id}")
@@ -269,9 +395,9 @@ class BookingMachine(RuleBasedStateMachine):
 
     @rule(slot=SLOTS, capacity=strategies.integers(1, 4))
     def set_capacity(self, slot: int, capacity: int) -> None:
-        """Capacity may not fall below the active bookings (E046)."""
+        """Capacity may not fall below the active bookings plus held places (E046)."""
         model = self.world.slots[slot]
-        expected = "E046" if capacity < self.world.active_on(slot) else None
+        expected = "E046" if capacity < self.world.active_on(slot) + model.held() else None
         self.expect(self.api.call("PATCH", f"/slots/{model.id}", {"capacity": capacity}), expected)
         if expected is None:
             model.capacity = capacity
@@ -294,11 +420,12 @@ class BookingMachine(RuleBasedStateMachine):
             total, active, cancelled = self.world.counts([index])
             assert (slot["num_bookings"], slot["num_active_bookings"]) == (total, active)
             assert slot["num_cancelled_bookings"] == cancelled
-            assert slot["num_active_bookings"] <= slot["capacity"] == model.capacity
+            assert active + model.held() <= slot["capacity"] == model.capacity
             assert slot["status"] == ("active" if model.active else "disabled")
             assert (slot["locked_until"] is not None) == (model.lock is not None)
-            free = active < model.capacity
-            assert slot["available"] == (model.active and model.lock is None and free)
+            free = self.world.free_places(index)
+            assert (slot["num_held_places"], slot["num_free_places"]) == (model.held(), free)
+            assert slot["available"] == (model.active and free > 0)
 
     @precondition(lambda self: self.world.slots)
     @invariant()

@@ -24,6 +24,7 @@ from service.loadtest.invariants import (
     exclusive_holds,
     growing_tokens,
     kept_holds,
+    places_within_capacity,
     verdict,
 )
 from service.loadtest.observations import BookingAck, Hold, Observations
@@ -134,7 +135,7 @@ def test_checkout_run_reports_figures_and_passes_its_invariants(
         assert field in rows["POST /slots/:id/lock"]
     assert report["ok"] is True
     assert all(check["ok"] for check in report["invariants"])
-    assert len(report["invariants"]) == 6
+    assert len(report["invariants"]) == 7
     assert "p99 ms" in done.stdout
     assert "secret_key" not in path.read_text()
     assert service.keys.secret_key not in path.read_text()
@@ -153,6 +154,49 @@ def test_hot_lock_run_only_locks_and_unlocks(service: Service, tmp_path: Path) -
     holds = next(c for c in read_report(path)["invariants"] if "held one slot" in c["name"])
     assert holds["ok"]
     assert holds["checked"] == rows["POST /slots/:id/lock"]["requests"]
+
+
+def test_group_run_holds_several_places_per_user_and_passes_its_invariants(
+    service: Service, tmp_path: Path
+) -> None:
+    """A 3 s group run on 3 classes of 20: holds of 1 to 4 places, bookings, every check ok."""
+    path = tmp_path / "group.json"
+    done = run_cli(service, "--scenario", "group", "--users", "30", "--duration", "3",
+                   "--slots", "3", "--think-ms", "20", "--seed", "5",
+                   "--json", str(path))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = read_report(path)
+    assert report["options"]["capacity"] == 20
+    rows = {row["endpoint"]: row for row in report["endpoints"]}
+    booked = rows["POST /bookings"]["statuses"]
+    assert booked.get("201", 0) + booked.get("200", 0) > 20
+    assert rows["POST /slots/:id/unlock"]["requests"] > 0
+    checks = {check["name"]: check for check in report["invariants"]}
+    assert all(check["ok"] for check in checks.values()), checks
+    assert checks["bookings plus held places never exceed capacity"]["checked"] > 40
+    assert checks["every acknowledged booking exists"]["checked"] > 20
+
+
+def test_a_fabricated_hold_beyond_capacity_makes_the_group_run_fail(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial hold of every place granted beside real bookings breaks the places check."""
+
+    def overfull(seen: Observations) -> None:
+        booked = seen.bookings[0]
+        seen.holds.append(
+            Hold(booked.slot_id, "intruder", 0, 0.0, booked.acked_s + 0.001,
+                 booked.acked_s + 1000.0, quantity=20)
+        )  # fmt: skip
+
+    with_fabrication(monkeypatch, overfull)
+    chosen = options(service, tmp_path, scenario="group", users=10, slots=3, duration_s=1.5)
+    assert runner.run_command(chosen) == 1
+    report = read_report(tmp_path / "report.json")
+    broken = {check["name"]: check for check in report["invariants"] if not check["ok"]}
+    name = "bookings plus held places never exceed capacity"
+    assert set(broken) == {name}
+    assert "capacity 20" in broken[name]["violations"][0]
 
 
 def with_fabrication(
@@ -318,6 +362,28 @@ def test_more_active_bookings_than_capacity_are_reported() -> None:
     at_once = [BookingAck("1", "s", 1.0, cancel_sent_s=3.0), BookingAck("2", "s", 2.0)]
     assert not bookings_within_capacity(at_once, capacity=1).ok
     assert bookings_within_capacity(at_once, capacity=2).ok
+
+
+def test_booked_and_held_places_beyond_capacity_are_reported() -> None:
+    """A hold of 2 on a 2-place slot while a booking is active breaks it; after it, not."""
+    booking = BookingAck("1", "s", 1.0, cancel_sent_s=3.0)
+    meanwhile = dataclasses.replace(hold("s", "a", 1, 2.0, 2.5), quantity=2)
+    after = dataclasses.replace(hold("s", "b", 2, 3.0, 4.0), quantity=2)
+    assert places_within_capacity([after], [booking], capacity=2).ok
+    found = places_within_capacity([meanwhile, after], [booking], capacity=2)
+    assert not found.ok
+    assert found.violations == ["slot s: 3 places booked or held at once, capacity 2"]
+    # A whole-slot lock is no partial hold: the check leaves it to the exclusivity check.
+    assert places_within_capacity([hold("s", "c", 3, 2.0, 2.5)], [booking], capacity=1).ok
+
+
+def test_partial_holds_of_several_keys_are_not_a_double_holder() -> None:
+    """Two keys holding places of one slot at once is what partial holds are for."""
+    together = [
+        dataclasses.replace(hold("s", "a", 1, 1.0, 2.0), quantity=1),
+        dataclasses.replace(hold("s", "b", 2, 1.5, 3.0), quantity=2),
+    ]
+    assert exclusive_holds(together).ok
 
 
 def test_raw_client_frames_responses_by_content_length() -> None:

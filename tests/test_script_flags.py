@@ -27,6 +27,7 @@ WRITE_COMMANDS = {
 }  # fmt: skip
 READ_COMMANDS = {
     "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "PEXPIRETIME", "TIME", "XLEN", "XRANGE", "ZCARD",
+    "ZRANGEBYSCORE",
     "ZREVRANGEBYSCORE", "ZSCORE",
 }  # fmt: skip
 

@@ -1,7 +1,30 @@
+-- lock_refusal: the last two checks of place_refusal (below), also enable's: E050 while
+-- another key locks the whole slot; E049 without a free place (a place held by another
+-- key's partial hold is not free), unless the holder's own running hold has one, which it
+-- then returns after false.
+local function lock_refusal(capacity, num_active_bookings, lock_key, held_key, holder, now_ms)
+  local lock = redis.call('GET', lock_key)
+  if lock and string.match(lock, '^(%x+):') ~= holder then
+    return 'LOCKED_BY_OTHER'
+  end
+  local holds, held = live_holds(held_key, now_ms)
+  local own = holder ~= '' and holds[holder] or nil
+  if own then
+    return false, own
+  end
+  if free_places_of(capacity, num_active_bookings, false, held) <= 0 then
+    return 'SLOT_FULL'
+  end
+  return false
+end
+
 -- place_refusal: why a new active booking may not take a place in a slot now, or false.
--- Used by create and reschedule, so that both refuse for exactly the same reasons,
--- in API.md's order. `holder` is the SHA-256 of the request's lock_key, or ''.
-local function place_refusal(slot_key, lock_key, resource_key, environment, holder, now_ms)
+-- Used by create, enable and the reschedules, so that all refuse for exactly the same
+-- reasons, in API.md's order. `holder` is the SHA-256 of the request's lock_key, or ''.
+-- On success it also returns the holder's running partial hold on the slot (or nil): the
+-- booking then takes one of those places (take_held_place), and needs no free one.
+-- (Scripts that include this include places.lua before it.)
+local function place_refusal(slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
   local slot = redis.call('HMGET', slot_key,
     'environment', 'status', 'start_ms', 'capacity', 'num_active_bookings')
   if slot[1] ~= environment then
@@ -17,14 +40,7 @@ local function place_refusal(slot_key, lock_key, resource_key, environment, hold
   if tonumber(now_ms) >= tonumber(slot[3]) - tonumber(resource[2] or '0') * 1000 then
     return 'BOOKING_CLOSED'
   end
-  local lock = redis.call('GET', lock_key)
-  if lock and string.match(lock, '^(%x+):') ~= holder then
-    return 'LOCKED_BY_OTHER'
-  end
-  if tonumber(slot[5]) >= tonumber(slot[4]) then
-    return 'SLOT_FULL'
-  end
-  return false
+  return lock_refusal(slot[4], slot[5], lock_key, held_key, holder, now_ms)
 end
 
 -- move_counters: add `delta` to one counter of a slot and of its resource.

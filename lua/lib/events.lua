@@ -34,27 +34,62 @@ local function slot_event(events_key, kind, view)
   append_event(events_key, kind, cjson.encode(view))
 end
 
--- Keep the slot's lock end where the expiry sweep finds it: until_ms > 0 while a lock
--- stands, 0 once it is gone by a change (which wrote its own event).
-local function track_lock_end(lock_ends_key, slot_id, until_ms)
-  if tonumber(until_ms) > 0 then
+-- The slot as GET /slots/:id shows it right after this script's change, for its event.
+-- Scripts that have no now_ms of their own count holds by Redis's clock.
+local function redis_now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+local function slot_event_now(events_key, kind, slot_key, lock_key, resource_key, held_key, now_ms)
+  local view = slot_view(slot_key, lock_key, resource_key, held_key, now_ms or redis_now_ms())
+  slot_event(events_key, kind, view)
+end
+
+-- The next instant something holding the slot ends by itself: its whole-slot lock
+-- (Redis drops it at lock_until) or the first of its partial holds (they stop counting at
+-- their until_ms); 0 when nothing holds it.
+local function next_lock_end_ms(lock_key, held_key, now_ms)
+  local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
+  local _, _, hold_end_ms = live_holds(held_key, now_ms)
+  if lock_end_ms > 0 and (hold_end_ms == 0 or lock_end_ms < hold_end_ms) then
+    return lock_end_ms
+  end
+  return hold_end_ms
+end
+
+-- Keep the slot's next lock end where the expiry sweep finds it (sl:{T}:lock-ends); every
+-- script that takes, moves, resizes or ends a lock or hold calls it after its change.
+local function track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
+  local until_ms = next_lock_end_ms(lock_key, held_key, now_ms)
+  if until_ms > 0 then
     redis.call('ZADD', lock_ends_key, until_ms, slot_id)
   else
     redis.call('ZREM', lock_ends_key, slot_id)
   end
 end
 
--- The slot.unlocked of a lock that ended by itself (Redis dropped it at lock_until), if
--- nobody wrote it yet: the sweep calls this for due slots, and the scripts that change a
--- slot's lock call it first, so that event comes before theirs. Exactly once: the entry
--- leaves lock-ends in the same step that writes the event.
-local function settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, slot_id)
-  if redis.call('ZSCORE', lock_ends_key, slot_id) and redis.call('EXISTS', lock_key) == 0 then
-    redis.call('ZREM', lock_ends_key, slot_id)
-    if redis.call('EXISTS', slot_key) == 1 then
-      slot_event(events_key, 'slot.unlocked', slot_view(slot_key, lock_key, resource_key))
-      return 1
-    end
+-- The slot.unlocked of a lock or hold that ended by itself, if nobody wrote it yet: the
+-- sweep calls this for due slots, and the scripts that change a slot's locks or holds call
+-- it first (before they drop ended holds), so that event comes before theirs. Exactly
+-- once: the slot's entry in lock-ends moves on to its next end in the same step that
+-- writes the event. A whole-slot lock that Redis still has (its clock a little behind the
+-- service's) is left for the next round.
+local function settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot_id, now_ms)
+  local due = redis.call('ZSCORE', lock_ends_key, slot_id)
+  if not due or tonumber(due) > tonumber(now_ms) then
+    return 0
   end
-  return 0
+  local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
+  if lock_end_ms > 0 and lock_end_ms <= tonumber(due) then
+    return 0
+  end
+  if redis.call('EXISTS', slot_key) == 0 then
+    redis.call('ZREM', lock_ends_key, slot_id)
+    return 0
+  end
+  redis.call('ZREMRANGEBYSCORE', held_key, '-inf', now_ms)
+  slot_event_now(events_key, 'slot.unlocked', slot_key, lock_key, resource_key, held_key, now_ms)
+  track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
+  return 1
 end

@@ -1,9 +1,11 @@
 -- slot_view: what a response needs to show one slot, read inside the script
 -- that changed it so the answer costs no second round trip.
 -- Returns {slot fields as one JSON object, locked_until_ms (0 if unlocked), resource status,
--- booking_disabled_before, resource timezone (the slot's dates are shown in it)}. One JSON string instead of HGETALL's field/value array:
--- the service decodes it in one msgspec call, where the array cost a Python object per
--- field and a dict to read them (the largest part of rendering a lock's answer).
+-- booking_disabled_before, resource timezone (the slot's dates are shown in it), places held
+-- now by partial holds}. One JSON string instead of HGETALL's field/value array: the service
+-- decodes it in one msgspec call, where the array cost a Python object per field and a dict
+-- to read them (the largest part of rendering a lock's answer). Scripts that include this
+-- and call slot_view include places.lua too.
 
 -- The slot hash as a table of its fields (all strings, as Redis keeps them).
 local function slot_fields(slot_key)
@@ -15,17 +17,22 @@ local function slot_fields(slot_key)
   return fields
 end
 
--- The view from fields the script has already read (and kept current) and the lock's
--- deadline it already knows: lock and unlock, the hot path, spare two reads this way.
-local function slot_view_of(fields, locked_until_ms, resource_key)
+-- The view from fields the script has already read (and kept current), the lock's
+-- deadline and the held places it already knows: lock and unlock, the hot path, spare
+-- reads this way.
+local function slot_view_of(fields, locked_until_ms, resource_key, held)
   local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before', 'timezone')
-  return {cjson.encode(fields), locked_until_ms, resource[1] or '', resource[2] or '0', resource[3] or 'UTC'}
+  return {
+    cjson.encode(fields), locked_until_ms, resource[1] or '', resource[2] or '0',
+    resource[3] or 'UTC', held,
+  }
 end
 
-local function slot_view(slot_key, lock_key, resource_key)
+local function slot_view(slot_key, lock_key, resource_key, held_key, now_ms)
   local locked_until_ms = redis.call('PEXPIRETIME', lock_key)
   if locked_until_ms < 0 then
     locked_until_ms = 0
   end
-  return slot_view_of(slot_fields(slot_key), locked_until_ms, resource_key)
+  local _, held = live_holds(held_key, now_ms)
+  return slot_view_of(slot_fields(slot_key), locked_until_ms, resource_key, held)
 end

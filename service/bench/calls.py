@@ -1,7 +1,8 @@
 """Redis calls per request, counted on MONITOR over sequential requests of each kind.
 
 Segments, each over the same calibration slots with one lock_key per slot:
-`lock` (lock every slot), `unlock` (release them), `relock` (lock again, not
+`lock` (lock every slot), `unlock` (release them), `hold` (a partial hold of one
+place on every slot), `release` (unlock those), `relock` (lock again, not
 reported), `book` (book every slot with its key). The API key is used once
 before the first segment, so its cached lookup is warm.
 """
@@ -22,7 +23,7 @@ from service.loadtest.fixture import iso
 from service.loadtest.runner import run_async
 from service.loadtest.transport import open_transport
 
-REPORTED = ("lock", "unlock", "book")
+REPORTED = ("lock", "unlock", "hold", "release", "book")
 TIMEOUT_S = 10.0
 
 Call = Callable[[str, str], Awaitable[Reply]]
@@ -68,6 +69,8 @@ async def _segments(url: str, token: str, slot_ids: list[str], mark: Callable[[s
         segments: list[tuple[str, Call]] = [
             ("lock", lambda slot_id, key: api.lock(slot_id, key, until)),
             ("unlock", api.unlock),
+            ("hold", lambda slot_id, key: api.lock(slot_id, key, until, quantity=1)),
+            ("release", api.unlock),
             ("relock", lambda slot_id, key: api.lock(slot_id, key, until)),
             ("book", api.book),
         ]

@@ -110,10 +110,20 @@ class SlotMemory(msgspec.Struct, kw_only=True):
     lock_string: int  # sl:{T}:lock:<id>, while locked
     holds_zset: int  # sl:{T}:holds:<holder>, while its lock_key holds this one slot
     locked: int  # idle + lock string + holds zset
+    held_zset: int = 0  # sl:{T}:held:<id>, while one partial hold is on the slot
+    held: int = 0  # idle + held zset + holds zset: a slot with one partial hold
 
 
-def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str) -> SlotMemory:
-    """The memory of a slot that `holder` (its lock_key's hash) has locked right now."""
+def slot_memory(
+    client: redis.Redis,
+    slot_id: str,
+    slot_count: int,
+    holder: str,
+    hold_holder: str = "",
+    held_slot_id: str = "",
+) -> SlotMemory:
+    """The memory of a slot that `holder` (its lock_key's hash) has locked right now, and of
+    `held_slot_id` (if given), on which `hold_holder` holds places (and nothing else)."""
 
     def usage(key: str, share: int = 1) -> int:
         return math.ceil(int(client.memory_usage(key, samples=0) or 0) / share)
@@ -124,6 +134,8 @@ def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str)
     idle = slot_hash + index_entries + resource_share
     lock_string = usage(keyspace.lock(slot_id))
     holds_zset = usage(keyspace.holds(slot_id, holder))
+    held_zset = usage(keyspace.held(held_slot_id)) if held_slot_id else 0
+    hold_holds_zset = usage(keyspace.holds(held_slot_id, hold_holder)) if held_slot_id else 0
     return SlotMemory(
         slot_hash=slot_hash,
         index_entries=index_entries,
@@ -132,4 +144,6 @@ def slot_memory(client: redis.Redis, slot_id: str, slot_count: int, holder: str)
         lock_string=lock_string,
         holds_zset=holds_zset,
         locked=idle + lock_string + holds_zset,
+        held_zset=held_zset,
+        held=idle + held_zset + hold_holds_zset if held_slot_id else 0,
     )

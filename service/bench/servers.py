@@ -31,6 +31,7 @@ UNLIMITED = {
 }
 CALIBRATION_SLOTS = 100
 MEMORY_PROBE_KEY = "bench-memory-probe"
+HOLD_PROBE_KEY = "bench-memory-probe-hold"  # another key: each holds set then has one slot
 SETUP_TIMEOUT_S = 30.0
 
 
@@ -135,20 +136,33 @@ async def create_schedules(url: str, secret_key: str, slot_count: int) -> tuple[
         await transport.close()
 
 
+async def create_classes(url: str, secret_key: str, slot_count: int, capacity: int) -> Schedule:
+    """A resource of `slot_count` slots of `capacity` places, for partial holds."""
+    transport = open_transport("raw", url, 1, SETUP_TIMEOUT_S)
+    api = ApiClient(transport, secret_key, recorder=None)
+    try:
+        return await create_schedule(api, "bench classes", slot_count, capacity, time.time())
+    finally:
+        await transport.close()
+
+
 def memory_per_slot(url: str, token: str, schedule: Schedule, client: redis.Redis) -> SlotMemory:
-    """Lock one free slot of the loaded resource and add up what it owns in Redis."""
-    slot_id = next(
+    """Lock one free slot of the loaded resource, hold a place of another, and add up what
+    each owns in Redis."""
+    locked_id, held_id = [
         slot_id for slot_id in schedule.slot_ids if not client.exists(keyspace.lock(slot_id))
-    )
-    run_async(_lock(url, token, slot_id))
-    return slot_memory(client, slot_id, len(schedule.slot_ids), lock_holder(MEMORY_PROBE_KEY))
+    ][:2]
+    run_async(_lock(url, token, locked_id, MEMORY_PROBE_KEY, 0))
+    run_async(_lock(url, token, held_id, HOLD_PROBE_KEY, 1))
+    holders = lock_holder(MEMORY_PROBE_KEY), lock_holder(HOLD_PROBE_KEY)
+    return slot_memory(client, locked_id, len(schedule.slot_ids), *holders, held_id)
 
 
-async def _lock(url: str, token: str, slot_id: str) -> None:
+async def _lock(url: str, token: str, slot_id: str, lock_key: str, quantity: int) -> None:
     transport = open_transport("raw", url, 1, SETUP_TIMEOUT_S)
     try:
         api = ApiClient(transport, token, recorder=None)
-        reply = await api.lock(slot_id, MEMORY_PROBE_KEY, iso(time.time() + 300))
+        reply = await api.lock(slot_id, lock_key, iso(time.time() + 300), quantity)
         if not reply.ok:
             raise RuntimeError(f"could not lock a slot to measure it: {reply.status}")
     finally:

@@ -86,9 +86,11 @@ class ApiClient:
         reply = await self.call(LIST, "GET", f"/slots?{query}&limit=50")
         return [slot.id for slot in _listed.decode(reply.body).data] if reply.ok else []
 
-    async def lock(self, slot_id: str, lock_key: str, until: str) -> Reply:
-        """Lock (or move the lock of) a slot until `until` (ISO 8601)."""
-        body = {"lock_key": lock_key, "lock_until": until}
+    async def lock(self, slot_id: str, lock_key: str, until: str, quantity: int = 0) -> Reply:
+        """Lock (or move the lock of) a slot until `until` (ISO 8601); hold `quantity` places."""
+        body: dict[str, object] = {"lock_key": lock_key, "lock_until": until}
+        if quantity:
+            body["quantity"] = quantity
         return await self.call(LOCK, "POST", f"/slots/{slot_id}/lock", body)
 
     async def unlock(self, slot_id: str, lock_key: str) -> Reply:

@@ -33,7 +33,9 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--slots", type=at_least(1, int), default=1000, help="slots to create (contention)"
     )
-    parser.add_argument("--capacity", type=at_least(1, int), default=1, help="places per slot")
+    parser.add_argument(
+        "--capacity", type=at_least(1, int), default=None, help="places per slot (1; group: 20)"
+    )
     parser.add_argument(
         "--think-ms", type=at_least(0.0, float), default=200.0, help="a user's pause, +-50%%"
     )

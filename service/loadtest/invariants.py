@@ -7,6 +7,7 @@ than a network round trip can slip through.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
@@ -56,11 +57,12 @@ def by_slot(records: Iterable[T]) -> dict[str, list[T]]:
 
 
 def exclusive_holds(holds: Sequence[Hold], margin_s: float = CLOCK_MARGIN_S) -> InvariantResult:
-    """No two lock_keys ever certainly held the same slot at once."""
+    """No two lock_keys ever certainly held the same slot whole at once (partial holds may)."""
+    whole = [hold for hold in holds if not hold.quantity]
     violations: list[str] = []
-    for slot_id, group in by_slot(holds).items():
+    for slot_id, group in by_slot(whole).items():
         violations += _overlaps(slot_id, sorted(group, key=lambda hold: hold.granted_s), margin_s)
-    return result("no two users held one slot's lock at once", len(holds), violations)
+    return result("no two users held one slot's lock at once", len(whole), violations)
 
 
 def _overlaps(slot_id: str, ordered: list[Hold], margin_s: float) -> list[str]:
@@ -144,4 +146,44 @@ def _peak_active(group: list[BookingAck]) -> int:
     for _, change in sorted(events):
         active += change
         peak = max(peak, active)
+    return peak
+
+
+def places_within_capacity(
+    holds: Sequence[Hold],
+    bookings: Sequence[BookingAck],
+    capacity: int,
+    margin_s: float = CLOCK_MARGIN_S,
+) -> InvariantResult:
+    """At no moment were a slot's certain bookings plus certainly held places above capacity.
+
+    A partial hold counts all its places from its 200 until its holder's first change
+    was sent (or lock_until, less the margin); a booking from its 201 until its cancel
+    was sent. A booking made from a hold starts after the hold stopped counting, so no
+    place is counted twice.
+    """
+    partial = [hold for hold in holds if hold.quantity]
+    spans: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for hold in partial:
+        spans[hold.slot_id].append((hold.granted_s, hold.certain_end_s(margin_s), hold.quantity))
+    for booking in bookings:
+        end_s = math.inf if booking.cancel_sent_s is None else booking.cancel_sent_s
+        spans[booking.slot_id].append((booking.acked_s, end_s, 1))
+    violations = [
+        f"slot {slot_id}: {peak} places booked or held at once, capacity {capacity}"
+        for slot_id, group in spans.items()
+        if (peak := _peak_places(group)) > capacity
+    ]
+    checked = len(partial) + len(bookings)
+    return result("bookings plus held places never exceed capacity", checked, violations)
+
+
+def _peak_places(spans: list[tuple[float, float, int]]) -> int:
+    # At equal times an end sorts before a start: touching intervals do not overlap.
+    events = [(start, places) for start, end, places in spans if end > start]
+    events += [(end, -places) for start, end, places in spans if end > start]
+    taken = peak = 0
+    for _, change in sorted(events):
+        taken += change
+        peak = max(peak, taken)
     return peak

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Hold:
-    """One lock the service granted, as its holder saw it."""
+    """One lock (or partial hold of `quantity` places) the service granted, as its holder saw it.
+
+    A partial hold certainly held all its places until its holder sent its first
+    change (a booking with its key, or the unlock): `released_s`.
+    """
 
     slot_id: str
     holder: str  # the lock_key; stays in this process, reports show only a prefix
@@ -24,6 +28,7 @@ class Hold:
     until_s: float  # lock_until on the monotonic clock
     released_s: float | None = None  # the unlock or booking request left
     lost_code: str | None = None  # the release was refused as if someone else held the slot
+    quantity: int = 0  # places of a partial hold; 0 for a whole-slot lock
 
     def certain_end_s(self, margin_s: float) -> float:
         """Until when the lock certainly existed: its release, or lock_until less a margin."""

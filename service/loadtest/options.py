@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("checkout", "hot-lock")
+SCENARIOS = ("checkout", "hot-lock", "group")
+GROUP_CAPACITY = 20  # a class: the group scenario's places per slot unless --capacity says
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,7 @@ class LoadOptions:
     users: int = 50
     duration_s: float = 30.0
     slots: int = 1000
-    capacity: int = 1
+    capacity: int | None = None  # None: 1, or GROUP_CAPACITY for the group scenario
     think_ms: float = 200.0
     book_ratio: float = 0.7
     cancel_ratio: float = 0.5
@@ -29,6 +30,13 @@ class LoadOptions:
     json_path: Path | None = Path("loadtest-report.json")
     progress: bool = True
     timeout_s: float = 10.0  # per request; a run ends at most this long after its duration
+
+    @property
+    def places(self) -> int:
+        """Places per slot."""
+        if self.capacity is not None:
+            return self.capacity
+        return GROUP_CAPACITY if self.scenario == "group" else 1
 
     @property
     def frontend_key(self) -> str:
@@ -43,7 +51,7 @@ class LoadOptions:
             "users": self.users,
             "duration_s": self.duration_s,
             "slots": self.slots,
-            "capacity": self.capacity,
+            "capacity": self.places,
             "think_ms": self.think_ms,
             "book_ratio": self.book_ratio,
             "cancel_ratio": self.cancel_ratio,

@@ -24,7 +24,7 @@ from service.loadtest.report import (
     rate_limit_hint,
     write_json,
 )
-from service.loadtest.scenarios import Behaviour, Run, checkout_user, hot_lock_user
+from service.loadtest.scenarios import Behaviour, Run, checkout_user, group_user, hot_lock_user
 from service.loadtest.stats import Recorder
 from service.loadtest.transport import Transport, open_transport
 from service.loadtest.verify import CONCURRENCY, check_all
@@ -91,9 +91,7 @@ async def _drive(options: LoadOptions, transport: Transport, stream: TextIO) -> 
     admin = ApiClient(transport, options.secret_key, recorder=None)
     started_at = iso(time.time())
     name = f"loadtest {options.scenario} {started_at}"
-    schedule = await create_schedule(
-        admin, name, slot_count(options), options.capacity, time.time()
-    )
+    schedule = await create_schedule(admin, name, slot_count(options), options.places, time.time())
     recorder, observations = Recorder(), Observations()
     frontend = ApiClient(transport, options.frontend_key, recorder)
     run = Run(frontend, schedule, behaviour(options), 0.0, observations)
@@ -175,12 +173,14 @@ def user_coroutines(run: Run, options: LoadOptions) -> list[Coroutine[Any, Any, 
             hot_lock_user(run, rng, slot_ids[index :: options.users])
             for index, rng in enumerate(rngs)
         ]
+    if options.scenario == "group":
+        return [group_user(run, rng) for rng in rngs]
     return [checkout_user(run, rng) for rng in rngs]
 
 
 def _banner(options: LoadOptions) -> str:
     return (
         f"slotlock loadtest {options.scenario}: {options.url}, {options.users} users, "
-        f"{options.duration_s:g} s, {slot_count(options)} slots of capacity {options.capacity}, "
+        f"{options.duration_s:g} s, {slot_count(options)} slots of capacity {options.places}, "
         f"think {options.think_ms:g} ms, seed {options.seed}, client {options.client}"
     )

@@ -6,6 +6,10 @@
   stay contended for the whole run instead of selling out in seconds.
 - hot-lock: lock and unlock the user's own slots in turn, nothing else: the
   hot path alone.
+- group: a class of many places; a user holds 1 to 4 of them (a partial hold,
+  API.md), thinks, then books some or all of them with its key and lets the
+  rest go (`book_ratio`), or lets all of them go; some bookings are cancelled
+  later (`cancel_ratio`).
 
 A user checks the deadline only between iterations, so every lock it took is
 let go before it stops.
@@ -69,35 +73,43 @@ def new_lock_key(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032x}"
 
 
-async def take_lock(run: Run, slot_id: str, lock_key: str) -> Hold | None:
-    """Lock the slot; the hold (kept in the observations), or None when refused."""
+async def take_lock(run: Run, slot_id: str, lock_key: str, quantity: int = 0) -> Hold | None:
+    """Lock the slot (or hold `quantity` places); the hold (kept in the observations), or None."""
     until, until_s = run.lock_until()
     sent_s = time.monotonic()
-    reply = await run.api.lock(slot_id, lock_key, until)
+    reply = await run.api.lock(slot_id, lock_key, until, quantity)
     if not reply.ok:
         if reply.status == TRANSPORT_ERROR:
             await asyncio.sleep(ERROR_PAUSE_S)
         return None
     if run.observations is None:
-        return Hold(slot_id, lock_key, 0, sent_s, sent_s, until_s)
-    hold = Hold(slot_id, lock_key, lock_token(reply), sent_s, time.monotonic(), until_s)
+        return Hold(slot_id, lock_key, 0, sent_s, sent_s, until_s, quantity=quantity)
+    granted_s = time.monotonic()
+    hold = Hold(slot_id, lock_key, lock_token(reply), sent_s, granted_s, until_s, quantity=quantity)
     run.observations.holds.append(hold)
     return hold
 
 
+def _releasing(hold: Hold) -> None:
+    """The holder's first change leaves now: the hold is no longer certain from here on."""
+    if hold.released_s is None:
+        hold.released_s = time.monotonic()
+
+
 async def unlock(run: Run, hold: Hold) -> None:
     """Let go of a hold; a 403 means someone else held the slot meanwhile."""
-    hold.released_s = time.monotonic()
+    _releasing(hold)
     reply = await run.api.unlock(hold.slot_id, hold.holder)
     if reply.status == 403:
         hold.lost_code = reply.code or "403"
 
 
 async def book(run: Run, hold: Hold) -> BookingAck | None:
-    """Book the held slot with its lock_key; the acknowledgement, if the service gave one."""
-    hold.released_s = time.monotonic()
+    """Book the held slot (or one held place) with its lock_key; the acknowledgement, if any."""
+    _releasing(hold)
     reply = await run.api.book(hold.slot_id, hold.holder)
-    if reply.code == "E050":  # "locked by another key", though this key held it
+    # "locked by another key", or for a partial hold "no free place", though this key held one
+    if reply.code == "E050" or (hold.quantity and reply.code == "E049"):
         hold.lost_code = reply.code
     if reply.status != 200:
         return None
@@ -144,6 +156,37 @@ async def checkout_once(run: Run, rng: random.Random) -> None:
     if ack is not None and rng.random() < run.behaviour.cancel_ratio:
         await think(run, rng)
         await cancel(run, ack)
+
+
+async def group_user(run: Run, rng: random.Random) -> None:
+    """Browse, hold a few places, think, book some and let the rest go; until the deadline."""
+    while run.running():
+        await group_once(run, rng)
+
+
+async def group_once(run: Run, rng: random.Random) -> None:
+    """One visit of a class's booking page, for a party of 1 to 4."""
+    start, end = run.schedule.day(rng.randrange(run.schedule.days))
+    slot_ids = await run.api.available_slots(run.schedule.resource_id, start, end)
+    if not slot_ids:
+        await think(run, rng)
+        return
+    hold = await take_lock(run, rng.choice(slot_ids), new_lock_key(rng), rng.randint(1, 4))
+    if hold is None:
+        return  # too few places left meanwhile: browse again
+    await think(run, rng)
+    booking = rng.random() < run.behaviour.book_ratio
+    acks = []
+    for _ in range(rng.randint(1, hold.quantity) if booking else 0):
+        ack = await book(run, hold)
+        if ack is not None:
+            acks.append(ack)
+    if len(acks) < hold.quantity:
+        await unlock(run, hold)
+    if acks and rng.random() < run.behaviour.cancel_ratio:
+        await think(run, rng)
+        for ack in acks[: rng.randint(1, len(acks))]:
+            await cancel(run, ack)
 
 
 async def hot_lock_user(run: Run, rng: random.Random, slot_ids: list[str]) -> None:

@@ -16,6 +16,7 @@ from service.loadtest.invariants import (
     exclusive_holds,
     growing_tokens,
     kept_holds,
+    places_within_capacity,
     result,
 )
 from service.loadtest.observations import BookingAck, Observations
@@ -34,6 +35,7 @@ class _Slot(msgspec.Struct):
     id: str
     capacity: int
     num_active_bookings: int
+    num_held_places: int = 0
 
 
 class _BookingReply(msgspec.Struct):
@@ -57,6 +59,7 @@ async def check_all(
         growing_tokens(observations.holds),
         kept_holds(observations.holds),
         bookings_within_capacity(observations.bookings, schedule.capacity),
+        places_within_capacity(observations.holds, observations.bookings, schedule.capacity),
         await bookings_exist(api, observations.bookings),
         await slots_within_capacity(api, schedule, observations.bookings),
     ]
@@ -92,7 +95,8 @@ def _booking_problem(ack: BookingAck, reply: Reply) -> str | None:
 async def slots_within_capacity(
     api: ApiClient, schedule: Schedule, bookings: Sequence[BookingAck]
 ) -> InvariantResult:
-    """No slot has more active bookings than capacity, nor fewer than the run knows are active."""
+    """No slot has more active bookings (plus held places) than capacity, nor fewer bookings
+    than the run knows are active."""
     known_active = Counter(ack.slot_id for ack in bookings if ack.cancel_sent_s is None)
     problems: list[str] = []
     seen: set[str] = set()
@@ -112,9 +116,10 @@ async def slots_within_capacity(
 
 def _slot_problems(slot: _Slot, known_active: int) -> list[str]:
     problems = []
-    if slot.num_active_bookings > slot.capacity:
+    if slot.num_active_bookings + slot.num_held_places > slot.capacity:
         problems.append(
-            f"slot {slot.id}: {slot.num_active_bookings} active bookings, capacity {slot.capacity}"
+            f"slot {slot.id}: {slot.num_active_bookings} active bookings and "
+            f"{slot.num_held_places} held places, capacity {slot.capacity}"
         )
     if slot.num_active_bookings < known_active:
         problems.append(

@@ -143,7 +143,9 @@ async def lock_slot(request: Request) -> Response:
         _check_hold(
             until_ms, now_ms, settings.max_lock_s if who.is_secret else settings.max_lock_s_public
         )
-        view, token = await found.slots.lock(who.environment, slot_id, holder, until_ms)
+        view, token = await found.slots.lock(
+            who.environment, slot_id, holder, until_ms, _quantity(payload)
+        )
     except ApiError as error:
         count_lock_outcome("lock", error.code)
         raise
@@ -163,6 +165,11 @@ async def unlock_slot(request: Request) -> Response:
         raise
     count_lock_outcome("unlock", "ok")
     return ok(view.to_payload(store.now_ms()))
+
+
+def _quantity(payload: LockRequest) -> int:
+    """Places to hold, or 0 for a whole-slot lock (no `quantity` sent)."""
+    return 0 if isinstance(payload.quantity, UnsetType) else payload.quantity
 
 
 def _check_hold(until_ms: int, now_ms: int, max_hold_s: int) -> None:

@@ -67,6 +67,7 @@ class BookingStore:
             keyspace.booking(record.id),
             keyspace.receipt(slot_id, idempotency_hash or "none"),
             keyspace.holds(slot_id, holder),
+            keyspace.held(slot_id),
             keyspace.lock_ends(slot_id),
             keyspace.events(slot_id),
         ]
@@ -141,6 +142,9 @@ class BookingStore:
                 keyspace.slot(slot_id),
                 keyspace.lock(slot_id),
                 keyspace.resource(slot_id),
+                keyspace.holds(slot_id, holder),
+                keyspace.held(slot_id),
+                keyspace.lock_ends(slot_id),
                 keyspace.events(slot_id),
             ]
             reply: list[Any] = await self._scripts.set_booking_status(
@@ -164,6 +168,7 @@ class BookingStore:
                 keyspace.slot_bookings(slot_id),
                 keyspace.lock(slot_id),
                 keyspace.events(slot_id),
+                keyspace.held(slot_id),
             ]
             reply: list[Any] = await self._scripts.delete_booking(
                 keys, [environment, slot_id, booking_id]
@@ -205,7 +210,10 @@ class BookingStore:
             keyspace.lock(target_slot_id),
             keyspace.slot_bookings(target_slot_id),
             keyspace.resource(target_slot_id),
+            keyspace.holds(target_slot_id, holder),
+            keyspace.held(target_slot_id),
             keyspace.lock(source_slot_id),
+            keyspace.held(source_slot_id),
             keyspace.lock_ends(target_slot_id),
             keyspace.events(target_slot_id),
         ]

@@ -9,7 +9,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from service import keyspace
 from service.records import SlotRecord, from_hash
-from service.views import SlotView
+from service.views import SlotView, held_places
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
 
@@ -28,8 +28,10 @@ async def members_by_score(
     return found
 
 
-async def read_slot_views(redis: RedisClient, slot_ids: list[str]) -> list[SlotView]:
+async def read_slot_views(redis: RedisClient, slot_ids: list[str], now_ms: int) -> list[SlotView]:
     """Views of many slots in one pipelined round trip; vanished slots are left out.
+
+    Holds count as running at `now_ms`.
 
     A list is a snapshot, not a transaction: each slot is read whole, but two
     slots may be read a moment apart, which no invariant depends on.
@@ -41,10 +43,12 @@ async def read_slot_views(redis: RedisClient, slot_ids: list[str]) -> list[SlotV
         pipe.hgetall(keyspace.slot(slot_id))
         pipe.pexpiretime(keyspace.lock(slot_id))
         pipe.hmget(keyspace.resource(slot_id), ["status", "booking_disabled_before", "timezone"])
+        pipe.zrangebyscore(keyspace.held(slot_id), f"({now_ms}", "+inf")
     replies: list[Any] = await pipe.execute()
     views = []
-    for at in range(0, len(replies), 3):
-        slot_hash, locked_until_ms, (status, disabled_before_s, timezone) = replies[at : at + 3]
+    for at in range(0, len(replies), 4):
+        slot_hash, locked_until_ms, resource_fields, holds = replies[at : at + 4]
+        status, disabled_before_s, timezone = resource_fields
         if slot_hash:
             views.append(
                 SlotView(
@@ -53,6 +57,7 @@ async def read_slot_views(redis: RedisClient, slot_ids: list[str]) -> list[SlotV
                     status == "published",
                     int(disabled_before_s or 0),
                     timezone or "UTC",
+                    held_places(holds),
                 )
             )
     return views

@@ -33,6 +33,33 @@ def _locked(reply: list[Any], now_ms: int) -> ApiError:
     )
 
 
+def _held(reply: list[Any], now_ms: int) -> ApiError:
+    until_ms = int(reply[1])
+    return Unprocessable(
+        "E045",
+        "another lock_key holds places of the slot; the first of those holds ends at "
+        + format_instant(until_ms),
+        retry_after_s=math.ceil((until_ms - now_ms) / 1000),
+    )
+
+
+def _places_short(reply: list[Any], now_ms: int) -> ApiError:
+    free, own = int(reply[1]), int(reply[2])
+    return Unprocessable(
+        "E049",
+        f"only {free} places of the slot are free besides the {own} this lock_key holds",
+    )
+
+
+def _capacity_too_low(reply: list[Any], now_ms: int) -> ApiError:
+    held = int(reply[2]) if len(reply) > 2 else 0
+    return Unprocessable(
+        "E046",
+        f"`capacity` is below the slot's {reply[1]} active bookings"
+        + (f" plus {held} held places" if held else ""),
+    )
+
+
 REFUSALS: dict[str, Refusal] = {
     "SLOT_NOT_FOUND": lambda reply, now_ms: SlotNotFound("slot not found"),
     "RESOURCE_NOT_FOUND": lambda reply, now_ms: ResourceNotFound("resource not found"),
@@ -40,7 +67,9 @@ REFUSALS: dict[str, Refusal] = {
     "NOT_LOCKABLE": lambda reply, now_ms: Unprocessable("E044", "the slot is not lockable"),
     "SLOT_DISABLED": lambda reply, now_ms: Unprocessable("E051", "the slot is disabled"),
     "SLOT_FULL": lambda reply, now_ms: Unprocessable("E049", "the slot has no free place"),
+    "PLACES_SHORT": _places_short,
     "LOCKED": _locked,
+    "HELD": _held,
     "NOT_OWNER": lambda reply, now_ms: LockNotOwned(
         "the slot is locked under another lock_key; the lock stays"
     ),
@@ -59,9 +88,7 @@ REFUSALS: dict[str, Refusal] = {
     "OVERLAP": lambda reply, now_ms: Unprocessable(
         "E024", f"the slot would overlap slot {reply[1]} of the same resource"
     ),
-    "CAPACITY_TOO_LOW": lambda reply, now_ms: Unprocessable(
-        "E046", f"`capacity` is below the slot's {reply[1]} active bookings"
-    ),
+    "CAPACITY_TOO_LOW": _capacity_too_low,
     "HAS_ACTIVE_BOOKINGS": lambda reply, now_ms: Unprocessable(
         "E060", f"the slot still has {reply[1]} active bookings"
     ),

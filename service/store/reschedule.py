@@ -163,6 +163,9 @@ class Rescheduler:
             keyspace.lock(target),
             keyspace.resource(target),
             keyspace.booking(intent.booking_id, target),
+            keyspace.holds(target, intent.holder),
+            keyspace.held(target),
+            keyspace.lock_ends(target),
             keyspace.events(target),
         ]
         args = [
@@ -186,6 +189,7 @@ class Rescheduler:
             keyspace.slot_bookings(source),
             keyspace.lock(source),
             keyspace.events(source),
+            keyspace.held(source),
         ]
         args = [
             intent.environment,
@@ -210,6 +214,7 @@ class Rescheduler:
             keyspace.resource(target),
             keyspace.lock_ends(target),
             keyspace.events(target),
+            keyspace.held(target),
         ]
         reply: list[Any] = await self._scripts.confirm_place(
             keys, [intent.booking_id, intent.intent_id, intent.holder]
@@ -224,6 +229,7 @@ class Rescheduler:
             keyspace.resource(target),
             keyspace.lock(target),
             keyspace.events(target),
+            keyspace.held(target),
         ]
         await self._scripts.abort_place(keys, [intent.intent_id, intent.source_slot_id])
 

@@ -98,6 +98,7 @@ class ResourceStore:
                 keyspace.slot(slot_id),
                 keyspace.lock(slot_id),
                 keyspace.slot_bookings(slot_id),
+                keyspace.held(slot_id),
             )
         ] + [keyspace.booking(booking_id, resource_id) for booking_id in booking_ids]
         keys = [
@@ -160,7 +161,7 @@ class ResourceStore:
         slot_ids = await members_by_score(
             self._redis, keyspace.resource_slots(resource.id), f"({opens_after_ms}", "+inf"
         )
-        views = await read_slot_views(self._redis, slot_ids)
+        views = await read_slot_views(self._redis, slot_ids, now_ms)
         return sum(view.available(now_ms) for view in views)
 
 

@@ -60,24 +60,30 @@ class SlotStore:
 
     async def get(self, environment: str, slot_id: str) -> SlotView:
         """One slot, as its owner's environment sees it."""
-        reply = await self._scripts.read_slot(_view_keys(slot_id), [environment])
-        return SlotView.from_script(check(reply, self._clock())[1])
+        now_ms = self._clock()
+        keys = [*_view_keys(slot_id), keyspace.held(slot_id)]
+        reply = await self._scripts.read_slot(keys, [environment, now_ms])
+        return SlotView.from_script(check(reply, now_ms)[1])
 
     async def lock(
-        self, environment: str, slot_id: str, holder: str, until_ms: int
+        self, environment: str, slot_id: str, holder: str, until_ms: int, quantity: int = 0
     ) -> tuple[SlotView, int]:
-        """Take or move the lock; returns the slot and the lock's fencing token."""
-        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder), *_event_keys(slot_id)]
+        """Take, move or convert a lock (quantity 0) or a hold of `quantity` places.
+
+        Returns the slot and the fencing token, kept while the same key changes what it has.
+        """
+        keys = [*_hold_keys(slot_id, holder), *_event_keys(slot_id)]
         now_ms = self._clock()
-        args = [environment, holder, until_ms, now_ms, self._max_holds]
+        args = [environment, holder, until_ms, now_ms, self._max_holds, quantity]
         _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
         return SlotView.from_script(view), int(token)
 
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
-        """Release the lock if `holder` has it; harmless when there is none."""
-        keys = [*_view_keys(slot_id), keyspace.holds(slot_id, holder), *_event_keys(slot_id)]
-        reply = await self._scripts.unlock_slot(keys, [environment, holder])
-        return SlotView.from_script(check(reply, self._clock())[1])
+        """Release `holder`'s lock or hold; harmless when it has none."""
+        now_ms = self._clock()
+        keys = [*_hold_keys(slot_id, holder), *_event_keys(slot_id)]
+        reply = await self._scripts.unlock_slot(keys, [environment, holder, now_ms])
+        return SlotView.from_script(check(reply, now_ms)[1])
 
     async def create(
         self, environment: str, resource_id: str, drafts: list[SlotDraft]
@@ -134,6 +140,7 @@ class SlotStore:
                 *view_keys,
                 keyspace.resource_slots(slot_id),
                 keyspace.slot(neighbour or slot_id),
+                keyspace.held(slot_id),
                 keyspace.events(slot_id),
             ]
             now_ms = self._clock()
@@ -156,7 +163,8 @@ class SlotStore:
         """Enable ("active") or disable ("disabled") a slot."""
         now_ms = self._clock()
         reply = await self._scripts.set_slot_status(
-            [*_view_keys(slot_id), keyspace.events(slot_id)], [environment, status, now_ms]
+            [*_view_keys(slot_id), keyspace.held(slot_id), keyspace.events(slot_id)],
+            [environment, status, now_ms],
         )
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -169,6 +177,7 @@ class SlotStore:
                 keyspace.resource_slots(slot_id),
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
+                keyspace.held(slot_id),
                 *_event_keys(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
@@ -189,8 +198,8 @@ class SlotStore:
             pipe.zrangebyscore(keyspace.resource_slots(resource_id), low, high)
         id_lists: list[list[str]] = await pipe.execute()
         slot_ids = [slot_id for ids in id_lists for slot_id in ids]
-        views = await read_slot_views(self._redis, slot_ids)
         now_ms = self._clock()
+        views = await read_slot_views(self._redis, slot_ids, now_ms)
         chosen = [
             view
             for view in views
@@ -215,7 +224,17 @@ def _view_keys(slot_id: str) -> list[str]:
     return [keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.resource(slot_id)]
 
 
+def _hold_keys(slot_id: str, holder: str) -> list[str]:
+    """KEYS of lock_slot and unlock_slot."""
+    return [
+        *_view_keys(slot_id),
+        keyspace.holds(slot_id, holder),
+        keyspace.held(slot_id),
+    ]
+
+
 def _event_keys(slot_id: str) -> list[str]:
+    """The resource's lock ends and change stream, which every lock-changing script takes last."""
     return [keyspace.lock_ends(slot_id), keyspace.events(slot_id)]
 
 
