@@ -520,3 +520,60 @@ def test_two_pods_watching_write_a_lock_end_once(
     finally:
         other.close()
         other_pod.stop()
+
+
+def hold_body(lock_key: str, seconds: float, quantity: int) -> dict[str, Any]:
+    """A partial hold of `quantity` places for `seconds` from now."""
+    return {**lock_body(lock_key, seconds), "quantity": quantity}
+
+
+def test_partial_holds_show_as_locked_and_unlocked_with_their_places(live: LiveApi) -> None:
+    """A hold taken, resized, booked from and given up: each is one event with the places held."""
+    resource_id = new_resource(live)
+    slot = new_slot(live, resource_id, capacity=4)
+    lock_path = f"/slots/{slot['id']}/lock"
+
+    async def body() -> None:
+        async with stream(live, resource_id) as reader:
+            await in_thread(live.ok, "POST", lock_path, hold_body("a", 60, 2), key="public")
+            await in_thread(live.ok, "POST", lock_path, hold_body("a", 60, 3), key="public")
+            await in_thread(
+                live.ok, "POST", "/bookings", {"slot_id": slot["id"], "lock_key": "a"}, key="public"
+            )
+            await in_thread(
+                live.ok, "POST", f"/slots/{slot['id']}/unlock", {"lock_key": "a"}, key="public"
+            )
+            events = await reader.wait_for(4)
+        assert [(e.type, e.data["slot"]["num_held_places"]) for e in events] == [
+            ("slot.locked", 2),
+            ("slot.locked", 3),
+            ("slot.booked", 2),
+            ("slot.unlocked", 0),
+        ]
+        assert events[2].data["slot"]["num_active_bookings"] == 1
+        assert events[3].data["slot"]["num_free_places"] == 3
+
+    run(body)
+
+
+def test_a_hold_that_runs_out_is_an_event_watched_or_not(live: LiveApi) -> None:
+    """Holds that end by themselves are slot.unlocked, live within a second and in a replay."""
+    resource_id = new_resource(live)
+    slot = new_slot(live, resource_id, capacity=4)
+    lock_path = f"/slots/{slot['id']}/lock"
+    position = event_id(live, resource_id)
+    live.ok("POST", lock_path, hold_body("unwatched", 0.4, 1), key="public")
+    time.sleep(0.8)
+
+    async def body() -> None:
+        async with stream(live, resource_id, **{"last-event-id": position}) as reader:
+            await reader.wait_for(2)
+            await in_thread(live.ok, "POST", lock_path, hold_body("watched", 1, 2), key="public")
+            ends_at = time.monotonic() + 1
+            events = await reader.wait_for(4, timeout_s=4)
+            await asyncio.sleep(0.4)
+        assert reader.types() == ["slot.locked", "slot.unlocked", "slot.locked", "slot.unlocked"]
+        assert [e.data["slot"]["num_held_places"] for e in events] == [1, 0, 2, 0]
+        assert events[3].at_s - ends_at < 1.0
+
+    run(body)
