@@ -8,6 +8,11 @@ Harmless to repeat.
   KEYS[2] resource_bookings_key   sl:{C}:bookings
   KEYS[3] slot_bookings_key       sl:{C}:slot-bookings:<target slot id>
   KEYS[4] lock_key                sl:{C}:lock:<target slot id>
+  KEYS[5] slot_key                sl:{C}:slot:<target slot id>
+  KEYS[6] resource_key            sl:{C}:resource
+  KEYS[7] lock_ends_key           sl:{C}:lock-ends               locked slot ids by lock end
+  KEYS[8] events_key              sl:{C}:events                  the change stream (slot.unlocked)
+  KEYS[9] held_key                sl:{C}:held:<target slot id>   read for the event's slot view
   ARGV[1] booking_id
   ARGV[2] intent_id               names this move in every step
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -16,7 +21,12 @@ Returns:
   {"OK", booking fields (HGETALL)}
   {"GONE"}                        no reservation of this move is left to confirm
 ]]
+--!include places.lua
+--!include slot_view.lua
+--!include events.lua
 local booking_key, resource_bookings_key, slot_bookings_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local slot_key, resource_key, lock_ends_key, events_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local held_key = KEYS[9]
 local booking_id, intent_id, holder = ARGV[1], ARGV[2], ARGV[3]
 
 local booking = redis.call('HMGET', booking_key, 'pending_intent', 'created_ms', 'moved_to_slot')
@@ -27,6 +37,10 @@ if booking[1] == intent_id then
   local lock = redis.call('GET', lock_key)
   if holder ~= '' and lock and string.match(lock, '^(%x+):') == holder then
     redis.call('DEL', lock_key)
+    -- The place was counted (and its slot.booked written) when it was reserved.
+    local now_ms = redis_now_ms()
+    track_lock_end(lock_ends_key, redis.call('HGET', slot_key, 'id'), lock_key, held_key, now_ms)
+    slot_event_now(events_key, 'slot.unlocked', slot_key, lock_key, resource_key, held_key, now_ms)
   end
 elseif not booking[2] or (booking[3] or '') ~= '' then
   return {'GONE'}

@@ -14,6 +14,8 @@ place rather than giving it back to the hold.
   KEYS[4] booking_key      sl:{C}:booking:<booking id>   where the booking will live
   KEYS[5] holds_key        sl:{C}:holds:<holder>         slot ids the mover's lock_key holds here
   KEYS[6] held_key         sl:{C}:held:<target slot id>   partial holds, by until_ms
+  KEYS[7] lock_ends_key    sl:{C}:lock-ends               locked slot ids by next lock end
+  KEYS[8] events_key       sl:{C}:events                  the change stream (slot.booked)
   ARGV[1] environment      the caller's environment; another one sees nothing
   ARGV[2] now_ms           the service's clock, for the booking window and holds
   ARGV[3] holder           SHA-256 hex of the request's lock_key, or ""
@@ -30,8 +32,10 @@ Returns:
 --!include places.lua
 --!include holds.lua
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 local slot_key, lock_key, resource_key, booking_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds_key, held_key = KEYS[5], KEYS[6]
+local holds_key, held_key, lock_ends_key, events_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local environment, now_ms, holder, intent_id, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local existing = redis.call('HMGET', booking_key, 'pending_intent', 'moved_to_slot', 'id')
@@ -49,7 +53,9 @@ if status == 'active' then
     return {refusal}
   end
   if own_hold then
-    take_held_place(held_key, holds_key, holder, own_hold, redis.call('HGET', slot_key, 'id'))
+    local slot_id = redis.call('HGET', slot_key, 'id')
+    take_held_place(held_key, holds_key, holder, own_hold, slot_id)
+    track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
   end
 elseif redis.call('HGET', slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
@@ -62,4 +68,5 @@ redis.call('HSET', booking_key, 'resource_id', resource_id)
 local status_field = status == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
 move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, status_field, 1)
+slot_event_now(events_key, 'slot.booked', slot_key, lock_key, resource_key, held_key, now_ms)
 return {'OK', resource_id}

@@ -80,6 +80,7 @@ class Scripts:
     confirm_place: Any
     abort_intent: Any
     abort_place: Any
+    expire_locks: Any
 
     @classmethod
     def register(

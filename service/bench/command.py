@@ -48,6 +48,14 @@ def register(commands: Any) -> None:
         help="instead: count each server's instructions per request over N lock/unlock "
         "requests under valgrind's callgrind (steady where requests/s are noisy)",
     )
+    parser.add_argument(
+        "--streams",
+        type=at_least(1, int),
+        default=None,
+        metavar="N",
+        help="instead: N open event streams under a lock load (latency, memory per stream, "
+        "lock throughput beside the run without streams; --duration per phase)",
+    )
     parser.set_defaults(command=run)
 
 
@@ -55,6 +63,11 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
     """Run the bench (or, with --instructions, the instruction count)."""
     if arguments.instructions is not None:
         return count_instructions(arguments)
+    if arguments.streams is not None:
+        from service.bench.streams import StreamBenchOptions
+        from service.bench.streams import run_command as run_streams
+
+        return run_streams(StreamBenchOptions(arguments.streams, arguments.duration))
     from service.bench.runner import BenchOptions, run_command
 
     return run_command(

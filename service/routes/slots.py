@@ -76,8 +76,15 @@ async def list_slots(request: Request) -> Response:
         resource_ids = [resource_id] if resource_id else []
     else:
         resource_ids = [record.id for record in await found.resources.list_all(who.environment)]
+    event_id: str | UnsetType = UNSET
+    if wanted_resource is not None and resource_ids:
+        # Read before the list: an event after it is then replayed, never missed
+        # (a slot event carries the whole slot, so one seen twice does no harm).
+        await found.events.sweep(resource_ids)
+        event_id = await found.events.last_id(resource_ids[0])
     views = await found.slots.matching(who.environment, resource_ids, where)
     shown, meta = page.cut(views)
+    meta.event_id = event_id
     now_ms = found.slots.now_ms()
     return ok([view.to_payload(now_ms) for view in shown], meta)
 

@@ -68,6 +68,8 @@ class BookingStore:
             keyspace.receipt(slot_id, idempotency_hash or "none"),
             keyspace.holds(slot_id, holder),
             keyspace.held(slot_id),
+            keyspace.lock_ends(slot_id),
+            keyspace.events(slot_id),
         ]
         ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
         args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]
@@ -142,6 +144,8 @@ class BookingStore:
                 keyspace.resource(slot_id),
                 keyspace.holds(slot_id, holder),
                 keyspace.held(slot_id),
+                keyspace.lock_ends(slot_id),
+                keyspace.events(slot_id),
             ]
             reply: list[Any] = await self._scripts.set_booking_status(
                 keys, [environment, status, self._clock(), holder, slot_id]
@@ -162,6 +166,9 @@ class BookingStore:
                 keyspace.resource(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.slot_bookings(slot_id),
+                keyspace.lock(slot_id),
+                keyspace.events(slot_id),
+                keyspace.held(slot_id),
             ]
             reply: list[Any] = await self._scripts.delete_booking(
                 keys, [environment, slot_id, booking_id]
@@ -205,6 +212,10 @@ class BookingStore:
             keyspace.resource(target_slot_id),
             keyspace.holds(target_slot_id, holder),
             keyspace.held(target_slot_id),
+            keyspace.lock(source_slot_id),
+            keyspace.held(source_slot_id),
+            keyspace.lock_ends(target_slot_id),
+            keyspace.events(target_slot_id),
         ]
         args = [
             environment,

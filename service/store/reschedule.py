@@ -165,6 +165,8 @@ class Rescheduler:
             keyspace.booking(intent.booking_id, target),
             keyspace.holds(target, intent.holder),
             keyspace.held(target),
+            keyspace.lock_ends(target),
+            keyspace.events(target),
         ]
         args = [
             intent.environment,
@@ -185,6 +187,9 @@ class Rescheduler:
             keyspace.resource(source),
             keyspace.resource_bookings(source),
             keyspace.slot_bookings(source),
+            keyspace.lock(source),
+            keyspace.events(source),
+            keyspace.held(source),
         ]
         args = [
             intent.environment,
@@ -205,6 +210,11 @@ class Rescheduler:
             keyspace.resource_bookings(target),
             keyspace.slot_bookings(target),
             keyspace.lock(target),
+            keyspace.slot(target),
+            keyspace.resource(target),
+            keyspace.lock_ends(target),
+            keyspace.events(target),
+            keyspace.held(target),
         ]
         reply: list[Any] = await self._scripts.confirm_place(
             keys, [intent.booking_id, intent.intent_id, intent.holder]
@@ -217,6 +227,9 @@ class Rescheduler:
             keyspace.booking(intent.booking_id, target),
             keyspace.slot(target),
             keyspace.resource(target),
+            keyspace.lock(target),
+            keyspace.events(target),
+            keyspace.held(target),
         ]
         await self._scripts.abort_place(keys, [intent.intent_id, intent.source_slot_id])
 

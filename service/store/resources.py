@@ -105,6 +105,8 @@ class ResourceStore:
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),
             keyspace.resource_bookings(resource_id),
+            keyspace.events(resource_id),
+            keyspace.lock_ends(resource_id),
             *owned,
         ]
         args = [environment, resource_id, len(slot_ids), *slot_ids, *booking_ids]

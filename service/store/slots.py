@@ -72,7 +72,7 @@ class SlotStore:
 
         Returns the slot and the fencing token, kept while the same key changes what it has.
         """
-        keys = _hold_keys(slot_id, holder)
+        keys = [*_hold_keys(slot_id, holder), *_event_keys(slot_id)]
         now_ms = self._clock()
         args = [environment, holder, until_ms, now_ms, self._max_holds, quantity]
         _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
@@ -81,9 +81,8 @@ class SlotStore:
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
         """Release `holder`'s lock or hold; harmless when it has none."""
         now_ms = self._clock()
-        reply = await self._scripts.unlock_slot(
-            _hold_keys(slot_id, holder), [environment, holder, now_ms]
-        )
+        keys = [*_hold_keys(slot_id, holder), *_event_keys(slot_id)]
+        reply = await self._scripts.unlock_slot(keys, [environment, holder, now_ms])
         return SlotView.from_script(check(reply, now_ms)[1])
 
     async def create(
@@ -97,7 +96,11 @@ class SlotStore:
         field_count = len(to_flat(records[0]))
         for _ in stale_attempts("the slots of this resource"):
             neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
-            keys = [keyspace.resource(resource_id), keyspace.resource_slots(resource_id)]
+            keys = [
+                keyspace.resource(resource_id),
+                keyspace.resource_slots(resource_id),
+                keyspace.events(resource_id),
+            ]
             args: list[str | int] = [environment, field_count]
             for record, neighbour in zip(records, neighbours, strict=True):
                 keys += [keyspace.slot(record.id), keyspace.slot(neighbour or record.id)]
@@ -138,6 +141,7 @@ class SlotStore:
                 keyspace.resource_slots(slot_id),
                 keyspace.slot(neighbour or slot_id),
                 keyspace.held(slot_id),
+                keyspace.events(slot_id),
             ]
             now_ms = self._clock()
             args = [
@@ -159,7 +163,8 @@ class SlotStore:
         """Enable ("active") or disable ("disabled") a slot."""
         now_ms = self._clock()
         reply = await self._scripts.set_slot_status(
-            [*_view_keys(slot_id), keyspace.held(slot_id)], [environment, status, now_ms]
+            [*_view_keys(slot_id), keyspace.held(slot_id), keyspace.events(slot_id)],
+            [environment, status, now_ms],
         )
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -173,6 +178,7 @@ class SlotStore:
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.held(slot_id),
+                *_event_keys(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
@@ -225,6 +231,11 @@ def _hold_keys(slot_id: str, holder: str) -> list[str]:
         keyspace.holds(slot_id, holder),
         keyspace.held(slot_id),
     ]
+
+
+def _event_keys(slot_id: str) -> list[str]:
+    """The resource's lock ends and change stream, which every lock-changing script takes last."""
+    return [keyspace.lock_ends(slot_id), keyspace.events(slot_id)]
 
 
 def _or_keep(value: object) -> str:
