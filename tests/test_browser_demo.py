@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.live import LiveApi, LiveService, create_keys
 from tests.redis_servers import RedisServer
-from tests.test_browser_cors import CHROMIUM, CHROMIUM_ARGS
 
 HOLD_S = 3
 
@@ -38,15 +37,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     finally:
         service.stop()
         redis.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def resource_with_slots(api: LiveApi, count: int = 3) -> tuple[str, list[str]]:
