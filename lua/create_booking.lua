@@ -64,13 +64,7 @@ redis.call('ZADD', resource_bookings_key, now_ms, booking_id)
 redis.call('ZADD', slot_bookings_key, now_ms, booking_id)
 move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, 'num_active_bookings', 1)
--- Only the holder got past place_refusal on a locked slot: its booking consumes the lock.
--- A holder's partial hold gives up the place the booking took.
-if redis.call('DEL', lock_key) == 1 then
-  redis.call('ZREM', holds_key, slot_id)
-elseif own_hold then
-  take_held_place(held_key, holds_key, holder, own_hold, slot_id)
-end
+take_place_of_holder(lock_key, held_key, holds_key, holder, own_hold, slot_id)
 track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
 slot_event_now(events_key, 'slot.booked', slot_key, lock_key, resource_key, held_key, now_ms)
 if receipt_ttl_ms > 0 then

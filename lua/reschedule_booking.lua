@@ -62,13 +62,9 @@ if booking[2] == 'active' then
   if refusal then
     return {refusal}
   end
-  -- The holder's lock on the target is consumed, or its partial hold gives up a place,
-  -- as a booking made with its key would.
-  if redis.call('DEL', target_lock_key) == 1 then
-    redis.call('ZREM', holds_key, target_slot_id)
-  elseif own_hold then
-    take_held_place(target_held_key, holds_key, holder, own_hold, target_slot_id)
-  end
+  -- As a booking made with the holder's key would.
+  take_place_of_holder(
+    target_lock_key, target_held_key, holds_key, holder, own_hold, target_slot_id)
   track_lock_end(lock_ends_key, target_slot_id, target_lock_key, target_held_key, now_ms)
 elseif redis.call('HGET', target_slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
