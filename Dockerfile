@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # slotlock: a builder stage makes the virtual environment, a slim stage runs it.
-# Build: docker build -t slotlock:0.1.0 .
+# Build: docker build -t slotlock:0.1.0 .   (or buildah build / podman build; .ci/build-image
+# builds it with buildah on a locally assembled base and tries it against a real Redis)
 # Both stages must use the same Python image: the venv links to its interpreter.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -12,9 +13,9 @@ RUN python -m venv /app/.venv
 
 # Dependencies first, pinned by the lock: this layer survives changes to the code.
 # Only [project].dependencies are installed, never the dev tools of the lock.
+# COPY, not a bind mount: BuildKit, buildah and podman all build it alike.
+COPY pyproject.toml requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    --mount=type=bind,source=requirements.lock,target=requirements.lock \
     python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
         > /tmp/requirements.txt \
  && /app/.venv/bin/pip install --constraint requirements.lock --requirement /tmp/requirements.txt
@@ -22,7 +23,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 # Then the project itself, installed in place (editable) so /app/service and
 # /app/lua are the code that runs. Its bytecode is compiled now (pip compiled the
 # dependencies'): the root filesystem is read-only at run time.
-COPY pyproject.toml requirements.lock README.md ./
+COPY README.md ./
 COPY service ./service
 COPY lua ./lua
 RUN --mount=type=cache,target=/root/.cache/pip \
@@ -59,7 +60,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 
-# One worker per container: scale with pods. REDIS_URL must be set (without it
-# the service falls back to an in-memory store that is lost on exit).
+# One worker per container: scale with pods. REDIS_URL must be set: without it
+# the service exits, saying so (the image has neither redis-server nor the
+# in-memory store; .dockerignore also leaves out the bench and load-test tools).
 # The graceful timeout is what k8s/base/deployment.yaml's termination grace period covers.
 CMD ["slotlock", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", "--graceful-timeout", "20"]

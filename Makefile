@@ -3,17 +3,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test lint fmt
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev,loadtest]'
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev,loadtest,memory]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## run the service (embedded Redis unless REDIS_URL is set)
-	$(BIN)/slotlock serve
+run: $(STAMP)  ## run the service (embedded Redis unless REDIS_URL is set); make run PORT=8001
+	$(BIN)/slotlock serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)  ## run the whole test suite, slow fault tests included
 	$(BIN)/pytest

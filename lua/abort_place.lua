@@ -6,7 +6,10 @@ forwarding address back to the source, where the booking still lives.
   KEYS[1] booking_key    sl:{C}:booking:<booking id>
   KEYS[2] slot_key       sl:{C}:slot:<target slot id>
   KEYS[3] resource_key   sl:{C}:resource
-  KEYS[4] starts_key     sl:{C}:slots     slot ids by start, open and shut bands
+  KEYS[4] lock_key       sl:{C}:lock:<target slot id>   read for the event's slot view
+  KEYS[5] events_key     sl:{C}:events                  the change stream (slot.released)
+  KEYS[6] held_key       sl:{C}:held:<target slot id>   read for the event's slot view
+  KEYS[7] starts_key     sl:{C}:slots                   slot ids by start, open and shut bands
   ARGV[1] intent_id      the aborted move
   ARGV[2] source_slot_id where the booking still lives
 
@@ -14,9 +17,12 @@ Returns:
   {"OK"}                 undone, or nothing of this move was left to undo
 ]]
 --!include booking_checks.lua
+--!include places.lua
+--!include slot_view.lua
+--!include events.lua
 --!include bands.lua
 --!include slot_index.lua
-local booking_key, slot_key, resource_key, starts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local booking_key, slot_key, resource_key, starts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[7]
 local intent_id, source_slot_id = ARGV[1], ARGV[2]
 
 local booking = redis.call('HMGET', booking_key, 'pending_intent', 'status')
@@ -26,5 +32,6 @@ if booking[1] == intent_id then
   move_counters(slot_key, resource_key, status_field, -1)
   redis.call('HSET', booking_key, 'pending_intent', '', 'moved_to_slot', source_slot_id)
   reindex_slot(starts_key, slot_key)
+  slot_event_now(KEYS[5], 'slot.released', slot_key, KEYS[4], resource_key, KEYS[6])
 end
 return {'OK'}

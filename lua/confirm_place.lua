@@ -8,7 +8,12 @@ Harmless to repeat.
   KEYS[2] resource_bookings_key   sl:{C}:bookings
   KEYS[3] slot_bookings_key       sl:{C}:slot-bookings:<target slot id>
   KEYS[4] lock_key                sl:{C}:lock:<target slot id>
-  KEYS[5] locks_key               sl:{C}:locks     slot ids by lock deadline
+  KEYS[5] slot_key                sl:{C}:slot:<target slot id>
+  KEYS[6] resource_key            sl:{C}:resource
+  KEYS[7] lock_ends_key           sl:{C}:lock-ends               locked slot ids by lock end
+  KEYS[8] events_key              sl:{C}:events                  the change stream (slot.unlocked)
+  KEYS[9] held_key                sl:{C}:held:<target slot id>   read for the event's slot view
+  KEYS[10] locks_key              sl:{C}:locks                   slot ids by lock deadline (lists)
   ARGV[1] booking_id
   ARGV[2] intent_id               names this move in every step
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -17,9 +22,13 @@ Returns:
   {"OK", booking fields (HGETALL)}
   {"GONE"}                        no reservation of this move is left to confirm
 ]]
+--!include places.lua
+--!include slot_view.lua
+--!include events.lua
 --!include bands.lua
 local booking_key, resource_bookings_key, slot_bookings_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local locks_key = KEYS[5]
+local slot_key, resource_key, lock_ends_key, events_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local held_key, locks_key = KEYS[9], KEYS[10]
 local booking_id, intent_id, holder = ARGV[1], ARGV[2], ARGV[3]
 
 local booking = redis.call('HMGET', booking_key, 'pending_intent', 'created_ms', 'moved_to_slot', 'status', 'slot_id')
@@ -32,6 +41,10 @@ if booking[1] == intent_id then
   if holder ~= '' and lock and string.match(lock, '^(%x+):') == holder then
     redis.call('DEL', lock_key)
     redis.call('ZREM', locks_key, booking[5])
+    -- The place was counted (and its slot.booked written) when it was reserved.
+    local now_ms = redis_now_ms()
+    track_lock_end(lock_ends_key, redis.call('HGET', slot_key, 'id'), lock_key, held_key, now_ms)
+    slot_event_now(events_key, 'slot.unlocked', slot_key, lock_key, resource_key, held_key, now_ms)
   end
 elseif not booking[2] or (booking[3] or '') ~= '' then
   return {'GONE'}

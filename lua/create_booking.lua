@@ -12,7 +12,9 @@ or a matching partial hold gives up one of its places.
   KEYS[7] receipt_key             sl:{T}:receipt:<idempotency hash>  what an Idempotency-Key booked
   KEYS[8] holds_key               sl:{T}:holds:<holder>              slots the lock_key holds here
   KEYS[9] held_key                sl:{T}:held:<slot id>              partial holds, by until_ms
-  KEYS[10] starts_key             sl:{T}:slots                       slot ids by start, open and shut bands
+  KEYS[10] lock_ends_key          sl:{T}:lock-ends                   locked slot ids by next lock end
+  KEYS[11] events_key             sl:{T}:events                      the change stream (slot.booked)
+  KEYS[12] starts_key             sl:{T}:slots                       slot ids by start, open and shut bands
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] now_ms                  the service's clock, for the booking window and holds
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -30,11 +32,14 @@ Returns:
 --!include places.lua
 --!include holds.lua
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 --!include bands.lua
 --!include slot_index.lua
 local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
 local resource_bookings_key, slot_bookings_key, booking_key = KEYS[4], KEYS[5], KEYS[6]
-local receipt_key, holds_key, held_key, starts_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local receipt_key, holds_key, held_key = KEYS[7], KEYS[8], KEYS[9]
+local lock_ends_key, events_key, starts_key = KEYS[10], KEYS[11], KEYS[12]
 local environment, now_ms, holder, booking_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local receipt_ttl_ms = tonumber(ARGV[5])
 
@@ -45,6 +50,10 @@ if booked then
   return {'REPLAY', booked}
 end
 
+local slot_id = redis.call('HGET', slot_key, 'id')
+if slot_id then
+  settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot_id, now_ms)
+end
 local refusal, own_hold = place_refusal(
   slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
 if refusal then
@@ -59,14 +68,9 @@ redis.call('ZADD', slot_bookings_key, now_ms, booking_id)
 move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, 'num_active_bookings', 1)
 reindex_slot(starts_key, slot_key)
--- Only the holder got past place_refusal on a locked slot: its booking consumes the lock.
--- A holder's partial hold gives up the place the booking took.
-local slot_id = redis.call('HGET', slot_key, 'id')
-if redis.call('DEL', lock_key) == 1 then
-  redis.call('ZREM', holds_key, slot_id)
-elseif own_hold then
-  take_held_place(held_key, holds_key, holder, own_hold, slot_id)
-end
+take_place_of_holder(lock_key, held_key, holds_key, holder, own_hold, slot_id)
+track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
+slot_event_now(events_key, 'slot.booked', slot_key, lock_key, resource_key, held_key, now_ms)
 if receipt_ttl_ms > 0 then
   redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)
 end

@@ -5,7 +5,9 @@ delete_resource: remove a resource with every slot, lock and booking it owns.
   KEYS[1] resource_key            sl:{T}:resource
   KEYS[2] starts_key              sl:{T}:slots           slot ids by start_ms
   KEYS[3] resource_bookings_key   sl:{T}:bookings
-  KEYS[4..] owned keys            the lock deadlines (sl:{T}:locks); per slot: its hash, lock,
+  KEYS[4] events_key              sl:{T}:events          the change stream: resource.deleted, kept an hour
+  KEYS[5] lock_ends_key           sl:{T}:lock-ends
+  KEYS[6..] owned keys            the lock deadlines (sl:{T}:locks); per slot: its hash, lock,
                                   booking index and holds; then each booking hash
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] resource_id             the id the caller asked for (a home tag holds one resource)
@@ -17,7 +19,11 @@ Returns:
   {"RESOURCE_NOT_FOUND"}
   {"STALE"}                       slots or bookings changed since the caller read them: read again
 ]]
+--!include places.lua
+--!include slot_view.lua
+--!include events.lua
 local resource_key, starts_key, resource_bookings_key = KEYS[1], KEYS[2], KEYS[3]
+local events_key, lock_ends_key = KEYS[4], KEYS[5]
 local environment, resource_id, slot_count = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local booking_count = #ARGV - 3 - slot_count
 
@@ -42,8 +48,11 @@ if not same_members(starts_key, 4, slot_count)
   return {'STALE'}
 end
 
-for i = 4, #KEYS do
+for i = 6, #KEYS do
   redis.call('DEL', KEYS[i])
 end
-redis.call('DEL', resource_key, starts_key, resource_bookings_key)
+redis.call('DEL', resource_key, starts_key, resource_bookings_key, lock_ends_key)
+-- Its last event ends every stream; the stream stays an hour for streams that resume.
+append_event(events_key, 'resource.deleted', cjson.encode({resource_id = resource_id}))
+redis.call('PEXPIRE', events_key, EVENTS_KEPT_MS)
 return {'OK'}

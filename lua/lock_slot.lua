@@ -8,7 +8,9 @@ resize or convert what the caller's lock_key already has there.
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here, by until_ms
   KEYS[5] held_key       sl:{T}:held:<slot id>      partial holds "<holder>:<quantity>:<token>", by until_ms
-  KEYS[6] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline and hold (lists)
+  KEYS[6] lock_ends_key  sl:{T}:lock-ends          locked slot ids by next lock end (the expiry sweep)
+  KEYS[7] events_key     sl:{T}:events             the resource's change stream (slot.locked)
+  KEYS[8] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline and hold (lists)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key (the key itself never reaches Redis)
   ARGV[3] until_ms       lock_until in epoch ms; Redis drops the lock then (SET PXAT)
@@ -33,9 +35,10 @@ Returns:
 --!include places.lua
 --!include holds.lua
 --!include slot_view.lua
+--!include events.lua
 --!include lock_deadlines.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local held_key, locks_key = KEYS[5], KEYS[6]
+local held_key, lock_ends_key, events_key, locks_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
 local now_ms, max_holds, quantity = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -51,6 +54,7 @@ if slot.status ~= 'active' then
   return {'SLOT_DISABLED'}
 end
 
+settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot.id, now_ms)
 local token
 local current = redis.call('GET', lock_key)
 if current then
@@ -122,4 +126,7 @@ note_lock(locks_key, slot.id, until_ms, now_ms)
 if redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then
   redis.call('PEXPIREAT', holds_key, until_ms)
 end
-return {'OK', tonumber(token), slot_view_of(slot, locked_until_ms, resource_key, held)}
+local view = slot_view_of(slot, locked_until_ms, resource_key, held)
+track_lock_end(lock_ends_key, slot.id, lock_key, held_key, now_ms)
+slot_event(events_key, 'slot.locked', view)
+return {'OK', tonumber(token), view}

@@ -10,7 +10,10 @@ reservation was undone.
   KEYS[3] resource_key            sl:{A}:resource
   KEYS[4] resource_bookings_key   sl:{A}:bookings
   KEYS[5] slot_bookings_key       sl:{A}:slot-bookings:<source slot id>
-  KEYS[6] starts_key              sl:{A}:slots     slot ids by start, open and shut bands
+  KEYS[6] lock_key                sl:{A}:lock:<source slot id>   read for the event's slot view
+  KEYS[7] events_key              sl:{A}:events                  the change stream (slot.released)
+  KEYS[8] held_key                sl:{A}:held:<source slot id>   read for the event's slot view
+  KEYS[9] starts_key              sl:{A}:slots     slot ids by start, open and shut bands
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] booking_id
   ARGV[3] source_slot_id          the slot the caller found the booking on
@@ -26,10 +29,13 @@ Returns:
   {"BOOKING_NOT_FOUND"}
 ]]
 --!include booking_checks.lua
+--!include places.lua
+--!include slot_view.lua
+--!include events.lua
 --!include bands.lua
 --!include slot_index.lua
 local booking_key, slot_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
-local resource_bookings_key, slot_bookings_key, starts_key = KEYS[4], KEYS[5], KEYS[6]
+local resource_bookings_key, slot_bookings_key, starts_key = KEYS[4], KEYS[5], KEYS[9]
 local environment, booking_id, source_slot_id, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local target_slot_id, intent_id, now_ms = ARGV[5], ARGV[6], ARGV[7]
 
@@ -58,4 +64,5 @@ redis.call('ZREM', resource_bookings_key, booking_id)
 redis.call('ZREM', slot_bookings_key, booking_id)
 redis.call('HSET', booking_key,
   'moved_to_slot', target_slot_id, 'moved_intent', intent_id, 'updated_ms', now_ms)
+slot_event_now(KEYS[7], 'slot.released', slot_key, KEYS[6], resource_key, KEYS[8], now_ms)
 return {'OK'}

@@ -12,7 +12,11 @@ reschedule_booking: move a booking to another slot of the same resource, all or 
   KEYS[7] resource_key             sl:{T}:resource
   KEYS[8] holds_key                sl:{T}:holds:<holder>     slot ids the request's lock_key holds here
   KEYS[9] target_held_key          sl:{T}:held:<target slot id>   partial holds, by until_ms
-  KEYS[10] starts_key              sl:{T}:slots           slot ids by start, open and shut bands
+  KEYS[10] source_lock_key         sl:{T}:lock:<source slot id>   read for the event's slot view
+  KEYS[11] source_held_key         sl:{T}:held:<source slot id>   read for the event's slot view
+  KEYS[12] lock_ends_key           sl:{T}:lock-ends               locked slot ids by next lock end
+  KEYS[13] events_key              sl:{T}:events    the change stream (slot.released, slot.booked)
+  KEYS[14] starts_key              sl:{T}:slots     slot ids by start, open and shut bands
   ARGV[1] environment              the caller's environment; another one sees nothing
   ARGV[2] now_ms                   the service's clock, for the booking window and holds
   ARGV[3] holder                   SHA-256 hex of the request's lock_key, or ""
@@ -30,12 +34,15 @@ Returns:
 --!include places.lua
 --!include holds.lua
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 --!include bands.lua
 --!include slot_index.lua
 local booking_key, source_slot_key, source_bookings_key = KEYS[1], KEYS[2], KEYS[3]
 local target_slot_key, target_lock_key, target_bookings_key = KEYS[4], KEYS[5], KEYS[6]
 local resource_key, holds_key, target_held_key = KEYS[7], KEYS[8], KEYS[9]
-local starts_key = KEYS[10]
+local source_lock_key, source_held_key, lock_ends_key, events_key = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local starts_key = KEYS[14]
 local environment, now_ms, holder = ARGV[1], ARGV[2], ARGV[3]
 local booking_id, source_slot_id, target_slot_id = ARGV[4], ARGV[5], ARGV[6]
 
@@ -59,13 +66,10 @@ if booking[2] == 'active' then
   if refusal then
     return {refusal}
   end
-  -- The holder's lock on the target is consumed, or its partial hold gives up a place,
-  -- as a booking made with its key would.
-  if redis.call('DEL', target_lock_key) == 1 then
-    redis.call('ZREM', holds_key, target_slot_id)
-  elseif own_hold then
-    take_held_place(target_held_key, holds_key, holder, own_hold, target_slot_id)
-  end
+  -- As a booking made with the holder's key would.
+  take_place_of_holder(
+    target_lock_key, target_held_key, holds_key, holder, own_hold, target_slot_id)
+  track_lock_end(lock_ends_key, target_slot_id, target_lock_key, target_held_key, now_ms)
 elseif redis.call('HGET', target_slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
@@ -79,4 +83,6 @@ redis.call('ZADD', target_bookings_key, band_score(booking[5], booking[2] == 'ac
 reindex_slot(starts_key, source_slot_key)
 reindex_slot(starts_key, target_slot_key)
 redis.call('HSET', booking_key, 'slot_id', target_slot_id, 'updated_ms', now_ms)
+slot_event_now(events_key, 'slot.released', source_slot_key, source_lock_key, resource_key, source_held_key, now_ms)
+slot_event_now(events_key, 'slot.booked', target_slot_key, target_lock_key, resource_key, target_held_key, now_ms)
 return {'OK', redis.call('HGETALL', booking_key)}

@@ -14,7 +14,9 @@ place rather than giving it back to the hold.
   KEYS[4] booking_key      sl:{C}:booking:<booking id>   where the booking will live
   KEYS[5] holds_key        sl:{C}:holds:<holder>         slot ids the mover's lock_key holds here
   KEYS[6] held_key         sl:{C}:held:<target slot id>   partial holds, by until_ms
-  KEYS[7] starts_key       sl:{C}:slots     slot ids by start, open and shut bands
+  KEYS[7] lock_ends_key    sl:{C}:lock-ends               locked slot ids by next lock end
+  KEYS[8] events_key       sl:{C}:events                  the change stream (slot.booked)
+  KEYS[9] starts_key       sl:{C}:slots                   slot ids by start, open and shut bands
   ARGV[1] environment      the caller's environment; another one sees nothing
   ARGV[2] now_ms           the service's clock, for the booking window and holds
   ARGV[3] holder           SHA-256 hex of the request's lock_key, or ""
@@ -31,10 +33,13 @@ Returns:
 --!include places.lua
 --!include holds.lua
 --!include booking_checks.lua
+--!include slot_view.lua
+--!include events.lua
 --!include bands.lua
 --!include slot_index.lua
 local slot_key, lock_key, resource_key, booking_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds_key, held_key, starts_key = KEYS[5], KEYS[6], KEYS[7]
+local holds_key, held_key, lock_ends_key, events_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local starts_key = KEYS[9]
 local environment, now_ms, holder, intent_id, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local existing = redis.call('HMGET', booking_key, 'pending_intent', 'moved_to_slot', 'id')
@@ -52,7 +57,9 @@ if status == 'active' then
     return {refusal}
   end
   if own_hold then
-    take_held_place(held_key, holds_key, holder, own_hold, redis.call('HGET', slot_key, 'id'))
+    local slot_id = redis.call('HGET', slot_key, 'id')
+    take_held_place(held_key, holds_key, holder, own_hold, slot_id)
+    track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
   end
 elseif redis.call('HGET', slot_key, 'environment') ~= environment then
   return {'SLOT_NOT_FOUND'}
@@ -66,4 +73,5 @@ local status_field = status == 'active' and 'num_active_bookings' or 'num_cancel
 move_counters(slot_key, resource_key, 'num_bookings', 1)
 move_counters(slot_key, resource_key, status_field, 1)
 reindex_slot(starts_key, slot_key)
+slot_event_now(events_key, 'slot.booked', slot_key, lock_key, resource_key, held_key, now_ms)
 return {'OK', resource_id}

@@ -7,7 +7,8 @@ cannot be locked or booked until it is enabled again.
   KEYS[2] lock_key       sl:{T}:lock:<slot id>
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] held_key       sl:{T}:held:<slot id>   partial holds, by until_ms
-  KEYS[5] starts_key     sl:{T}:slots        slot ids by start, open and shut bands (lib/bands)
+  KEYS[5] events_key     sl:{T}:events           the change stream (slot.updated)
+  KEYS[6] starts_key     sl:{T}:slots            slot ids by start, open and shut bands (lib/bands)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] status         "active" or "disabled"
   ARGV[3] now_ms         becomes updated_ms; holds that ended before it no longer count
@@ -19,10 +20,11 @@ Returns:
 --!include places.lua
 --!include holds.lua
 --!include slot_view.lua
+--!include events.lua
 --!include bands.lua
 --!include slot_index.lua
-local slot_key, lock_key, resource_key, held_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local starts_key = KEYS[5]
+local slot_key, lock_key, resource_key, held_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local starts_key = KEYS[6]
 local environment, status, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
 if redis.call('HGET', slot_key, 'environment') ~= environment then
@@ -30,4 +32,6 @@ if redis.call('HGET', slot_key, 'environment') ~= environment then
 end
 redis.call('HSET', slot_key, 'status', status, 'updated_ms', now_ms)
 reindex_slot(starts_key, slot_key)
-return {'OK', slot_view(slot_key, lock_key, resource_key, held_key, now_ms)}
+local view = slot_view(slot_key, lock_key, resource_key, held_key, now_ms)
+slot_event(events_key, 'slot.updated', view)
+return {'OK', view}

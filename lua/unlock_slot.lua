@@ -8,7 +8,9 @@ whole partial hold); compare and delete in one step.
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here
   KEYS[5] held_key       sl:{T}:held:<slot id>      partial holds "<holder>:<quantity>:<token>", by until_ms
-  KEYS[6] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline and hold (lists)
+  KEYS[6] lock_ends_key  sl:{T}:lock-ends          locked slot ids by next lock end (the expiry sweep)
+  KEYS[7] events_key     sl:{T}:events             the resource's change stream (slot.unlocked)
+  KEYS[8] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline and hold (lists)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key
   ARGV[3] now_ms         the service's clock: holds that ended before it no longer count
@@ -21,8 +23,9 @@ Returns:
 --!include places.lua
 --!include holds.lua
 --!include slot_view.lua
+--!include events.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local held_key, locks_key = KEYS[5], KEYS[6]
+local held_key, lock_ends_key, events_key, locks_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local environment, holder, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
 local slot = slot_fields(slot_key)
@@ -30,6 +33,7 @@ if slot.environment ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
 
+settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot.id, now_ms)
 local current = redis.call('GET', lock_key)
 if current then
   if string.match(current, '^(%x+):') ~= holder then
@@ -45,4 +49,9 @@ if own then
   held = held - own[1]
   drop_hold(held_key, holds_key, own, slot.id)
 end
-return {'OK', slot_view_of(slot, 0, resource_key, held)}
+local view = slot_view_of(slot, 0, resource_key, held)
+if current or own then
+  track_lock_end(lock_ends_key, slot.id, lock_key, held_key, now_ms)
+  slot_event(events_key, 'slot.unlocked', view)
+end
+return {'OK', view}

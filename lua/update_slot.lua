@@ -9,6 +9,7 @@ update_slot: change a slot's dates, capacity, lockable flag or metadata.
   KEYS[5] neighbour_key  sl:{T}:slot:<id>    the slot starting last before the new end
                                              (as the caller read it; the slot's own key if none)
   KEYS[6] held_key       sl:{T}:held:<slot id>   partial holds, by until_ms
+  KEYS[7] events_key     sl:{T}:events           the change stream (slot.updated)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] now_ms         becomes updated_ms; holds that ended before it no longer count
   ARGV[3] start_ms       new start, or "" to keep it
@@ -32,8 +33,9 @@ Returns:
 --!include bands.lua
 --!include slot_index.lua
 --!include overlap.lua
+--!include events.lua
 local slot_key, lock_key, resource_key, starts_key, neighbour_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local held_key = KEYS[6]
+local held_key, events_key = KEYS[6], KEYS[7]
 local environment, now_ms = ARGV[1], ARGV[2]
 local new_start_ms, new_end_ms, new_capacity = ARGV[3], ARGV[4], ARGV[5]
 local new_lockable, new_metadata, neighbour_id = ARGV[6], ARGV[7], ARGV[8]
@@ -73,4 +75,6 @@ if new_metadata ~= '' then
   redis.call('HSET', slot_key, 'metadata', new_metadata)
 end
 reindex_slot(starts_key, slot_key)  -- its start or its capacity may have changed
-return {'OK', slot_view(slot_key, lock_key, resource_key, held_key, now_ms)}
+local view = slot_view(slot_key, lock_key, resource_key, held_key, now_ms)
+slot_event(events_key, 'slot.updated', view)
+return {'OK', view}

@@ -27,7 +27,7 @@ from service.outage import OUTAGE_ERRORS, OutageLog
 from service.ratelimit import FLUSH_INTERVAL_S
 from service.readiness import CHECK_INTERVAL_S
 from service.responses import failure
-from service.routes import bookings, ops, resources, slots
+from service.routes import bookings, demo, events, ops, resources, slots
 from service.services import Services
 from service.settings import Settings
 from service.store.client import RedisClient
@@ -122,6 +122,7 @@ def create_app(
             ),
         ]
         yield
+        await found.event_hub.close()
         for job in jobs:
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,7 +151,9 @@ def create_app(
         OUTAGE_ERRORS, redis_down
     )
     # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
-    routes = [*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *ops.ROUTES]
+    routes = [*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *events.ROUTES, *ops.ROUTES]
+    if settings.demo:
+        routes += demo.ROUTES
     app = SlotlockApp(
         routes=routes,
         middleware=[

@@ -9,7 +9,8 @@
                                                     the master the Sentinels name, followed
                                                     across failovers
     memory://                                       in-process fakeredis (one worker, data
-                                                    lost at exit; for trying the service)
+                                                    lost at exit; for trying the service;
+                                                    needs the `memory` extra)
 
 `rediss+cluster://` and `rediss+sentinel://` use TLS on every connection, the
 Sentinels' included. The user and password in a URL are the data nodes'
@@ -40,6 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
+from service import memory_mode
 from service.redis_clients import FollowingSentinelPool, ReroutingCluster, SentinelMaster
 from service.settings import Settings, SettingsError
 from service.store.client import RedisClient
@@ -300,6 +302,8 @@ def _boolean(raw: str) -> bool:
 
 
 def _memory_redis() -> RedisClient:
-    from service.fake_redis import fake_redis  # imported here: only memory:// needs it
+    if not memory_mode.available():
+        raise SettingsError(f"REDIS_URL=memory://: {memory_mode.NEEDS_EXTRA}")
+    from service.fake_redis import fake_redis  # imported here: only memory:// needs it (an extra)
 
     return fake_redis()

@@ -26,6 +26,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.errors import HeadersTooLarge
+from service.event_hub import end_every_stream
 from service.responses import HARDENING_HEADERS, failure
 
 DEFAULT_MAX_HEAD_BYTES = 16384
@@ -64,6 +65,12 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         self._began_in_this_read = False  # whether the head under way began in it
         self._heads_done = 0
         self._refused = False
+
+    def shutdown(self) -> None:
+        # An event stream never ends by itself, and uvicorn waits for open responses:
+        # end the streams so the server stops and their clients resume elsewhere.
+        end_every_stream()
+        super().shutdown()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # (uvloop's transports quack like asyncio.Transport without subclassing it.)

@@ -27,11 +27,15 @@ class KeyFileEntry(KeyPair, kw_only=True):
 def read_key_file(path: Path) -> list[KeyFileEntry]:
     """The pairs in the file; a malformed file stops start-up, naming the file, not its keys."""
     try:
-        pairs = msgspec.json.decode(path.read_bytes(), type=KeyFileEntry | list[KeyFileEntry])
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
-        raise ValueError(
-            f"SLOTLOCK_KEYS_FILE {path} is unreadable: {type(error).__name__}"
-        ) from None
+        text = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"SLOTLOCK_KEYS_FILE {path} cannot be read: {reason}") from None
+    try:
+        pairs = msgspec.json.decode(text, type=KeyFileEntry | list[KeyFileEntry])
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        # msgspec names the position or field, never the value: no key reaches the message.
+        raise ValueError(f"SLOTLOCK_KEYS_FILE {path} is not a key file: {error}") from None
     pairs = pairs if isinstance(pairs, list) else [pairs]
     for pair in pairs:
         if scope_of(pair.public_key) != "public" or scope_of(pair.secret_key) != "secret":

@@ -18,6 +18,8 @@ never written in the same script as a resource's keys.
     sl:{T}:slot-bookings:<id>    zset    a slot's booking ids by creation (ms): the same bands
     sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
     sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
+    sl:{T}:events                stream  every change to the resource's slots (lua/lib/events.lua)
+    sl:{T}:lock-ends             zset    locked slot ids by lock_until (ms), for the expiry sweep
     sl:{idem:<h>}:<scope>:<key>  string  an Idempotency-Key's first response (24 h)
     sl:{reschedules}:intents     zset    cross-resource reschedules under way, by deadline (ms)
     sl:{rl:<h>}:<key>:<p>:<n>    string  requests of one API key in rate window n of p seconds
@@ -109,6 +111,16 @@ def holds(object_id: str, holder: str) -> str:
 def held(slot_id: str) -> str:
     """A slot's partial holds, "<lock key hash>:<places>:<token>" scored by until_ms."""
     return f"{_tagged(slot_id)}:held:{slot_id}"
+
+
+def events(object_id: str) -> str:
+    """The change stream of the resource that owns `object_id` (GET /resources/:id/events)."""
+    return f"{_tagged(object_id)}:events"
+
+
+def lock_ends(object_id: str) -> str:
+    """Locked slot ids of `object_id`'s resource by lock end (ms), for their slot.unlocked."""
+    return f"{_tagged(object_id)}:lock-ends"
 
 
 def slot_bookings(slot_id: str) -> str:

@@ -29,6 +29,7 @@ class Operation:
     is_list: bool = False
     meta: type[Any] | None = None
     body_required: bool = True
+    stream: bool = False  # answers text/event-stream (API.md "Live availability")
 
 
 # fmt: off
@@ -38,6 +39,9 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/resources", "List resources", "public",
               data=p.ResourceOut, is_list=True, meta=p.ListMeta),
     Operation("GET", "/resources/{resource_id}", "Get a resource", "public", data=p.ResourceOut),
+    Operation("GET", "/resources/{resource_id}/events",
+              "Watch the resource's slot changes (text/event-stream; `?key=` for a public key)",
+              "public", stream=True),
     Operation("PATCH", "/resources/{resource_id}", "Update a resource", "secret",
               body=(p.ResourceUpdate,), data=p.ResourceOut),
     Operation("DELETE", "/resources/{resource_id}", "Delete a resource with all it owns",
@@ -155,6 +159,11 @@ def _operation(operation: Operation, by_type: dict[Any, Any]) -> dict[str, Any]:
         }
         # Every success is 200, creates included (as Overbooked answers; API.md).
         spec["responses"]["200"] = {"description": "success envelope", "content": _json(envelope)}
+    elif operation.stream:
+        spec["responses"]["200"] = {
+            "description": "Server-Sent Events: id, event and one JSON object of data each",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
     else:
         spec["responses"]["200"] = {"description": "operational answer"}
     if operation.body:

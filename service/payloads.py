@@ -187,6 +187,8 @@ class ListMeta(msgspec.Struct):
     limit: int
     page: int
     total: int
+    # GET /slots?resource_id=: the resource's event stream position when the list was read.
+    event_id: str | UnsetType = UNSET
 
 
 class LockMeta(msgspec.Struct):

@@ -91,7 +91,7 @@ class ReroutingCluster(RedisCluster):
         try:
             return await super().execute_command(*args, **kwargs)
         except (AttributeError, RuntimeError) as error:
-            raise _closed_under(error) from error
+            raise closed_under(error) from error
 
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
@@ -125,7 +125,7 @@ class ReroutingPipeline(ClusterPipeline):
             raise
         except (AttributeError, RuntimeError) as error:
             self._rediscover()
-            raise _closed_under(error) from error
+            raise closed_under(error) from error
         if any(isinstance(reply, _UNREACHABLE) for reply in replies):
             self._rediscover()
         return replies
@@ -143,9 +143,11 @@ _UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError
 _VANISHED = ("'NoneType' object has no attribute", "the handler is closed")
 
 
-def _closed_under(error: Exception) -> redis_errors.ConnectionError:
+def closed_under(error: Exception) -> redis_errors.ConnectionError:
     """The outage behind an error on a vanished connection; any other error is re-raised.
 
+    A command written to a connection closed a moment before (a Redis or a Sentinel
+    master killed under load) fails the same way, before anything reached Redis.
     On CLUSTERDOWN or an uncovered slot (a failover under way) redis-py resets the whole
     client: RedisCluster.aclose disconnects every connection of every node, in use or not.
     A command on another connection then fails with AttributeError or RuntimeError,

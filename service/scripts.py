@@ -80,6 +80,7 @@ class Scripts:
     confirm_place: Any
     abort_intent: Any
     abort_place: Any
+    expire_locks: Any
     list_slots: Any
     list_bookings: Any
     list_resources: Any

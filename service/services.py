@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from service.auth import Authenticator
 from service.clock import Clock
+from service.event_hub import EventHub
+from service.event_log import EventLog
 from service.keyfile import import_key_file
 from service.outage import OutageLog
 from service.ratelimit import RateLimiter
@@ -38,6 +40,8 @@ class Services:
     rate_limiter: RateLimiter
     outage: OutageLog
     readiness: Readiness
+    events: EventLog
+    event_hub: EventHub
 
     async def warm_up(self) -> None:
         """Load every script into Redis and import the provisioned API keys, if any."""
@@ -57,6 +61,7 @@ class Services:
         )
         keys = KeyStore(redis, clock)
         bookings = BookingStore(redis, scripts, clock)
+        events = EventLog(redis, scripts, clock)
 
         async def warm_up() -> None:
             await services.warm_up()
@@ -79,5 +84,7 @@ class Services:
             ),
             outage=OutageLog(),
             readiness=Readiness(redis, scripts, warm_up),
+            events=events,
+            event_hub=EventHub(redis, events),
         )
         return services

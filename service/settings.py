@@ -65,6 +65,7 @@ class Settings:
     log_level: str = "INFO"
     replica_acks: int = 0
     cors_origins: tuple[str, ...] = ("*",)
+    demo: bool = False  # serve the reference booking page at /demo/
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,7 +93,14 @@ class Settings:
             log_level=reader.read("SLOTLOCK_LOG_LEVEL", _log_level, "INFO"),
             replica_acks=reader.read("SLOTLOCK_REPLICA_ACKS", _at_least_zero, 0),
             cors_origins=reader.read("SLOTLOCK_CORS_ORIGINS", _cors_origins, ("*",)),
+            demo=reader.read("SLOTLOCK_DEMO", _switch, False),
         )
+
+
+def _switch(text: str) -> bool:
+    if text not in {"0", "1"}:
+        raise ValueError("expected 1 (on) or 0 (off)")
+    return text == "1"
 
 
 class _Reader:

@@ -19,6 +19,9 @@ from service.store.client import RedisClient
 from tests.api import Api
 from tests.redis_servers import RedisServer, free_port
 
+# The `browser` fixture (headless Chromium) for the browser test modules.
+pytest_plugins = ["tests.browser"]
+
 install()  # every fakeredis in the tests reads the scripts' `#!lua` first line, as Redis 7 does
 
 

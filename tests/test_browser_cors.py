@@ -16,23 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from service.store.api_keys import KeyPair
 from tests.live import LiveApi, LiveService, create_keys, lock_body
 from tests.redis_servers import RedisServer, free_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OTHER_ORIGIN = "http://shop.example"
 
 # The booking page: one helper that calls the API and reports what the browser let it
@@ -101,15 +90,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         pages.shutdown()
         pages.server_close()
         redis.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -483,6 +483,22 @@ def test_build_context_holds_the_build_inputs_and_nothing_else() -> None:
     assert not in_context("service/__pycache__/cli.cpython-311.pyc")
 
 
+def test_build_context_leaves_out_the_bench_and_load_test_tools() -> None:
+    """The bench and load-test harness never reach the image; the CLI that names them does."""
+    assert in_context("service/cli.py")
+    assert not in_context("service/bench/command.py")
+    assert not in_context("service/loadtest/runner.py")
+    tools = ("service/bench/", "service/loadtest/")
+    assert not any(path.startswith(tools) for path in carried_files())
+
+
+def test_mount_targets_are_absolute() -> None:
+    """Every RUN --mount target is an absolute path: buildah and podman refuse relative ones."""
+    targets = re.findall(r"--mount=\S*?\btarget=([^,\s]+)", DOCKERFILE.read_text())
+    assert targets, "no RUN --mount left: drop this test"
+    assert all(target.startswith("/") for target in targets), targets
+
+
 def test_bytecode_is_compiled_at_build_time() -> None:
     """The builder compiles the package's bytecode, which the runtime stage copies."""
     runs = " ".join(each.arguments for each in stage_named("builder").all("RUN"))
@@ -532,7 +548,7 @@ def app_dir(tmp_path: Path) -> Path:
 def test_stand_in_venv_has_the_runtime_and_not_the_dev_tools(app_dir: Path) -> None:
     """Control: in the runtime tree uvicorn and redis import, while pytest and aiohttp do not."""
     blocked = not_in_image()
-    assert {"pytest", "aiohttp", "mypy", "hypothesis"} <= blocked
+    assert {"pytest", "aiohttp", "mypy", "hypothesis", "fakeredis"} <= blocked
     assert not {"uvicorn", "uvloop", "httptools", "redis", "hiredis", "msgspec"} & blocked
     environment = image_environment(app_dir, "redis://127.0.0.1:1/0")
     for module, importable in (("uvicorn", True), ("service.cli", True), ("aiohttp", False)):
@@ -592,3 +608,32 @@ def test_runtime_tree_without_lua_does_not_start(tmp_path: Path) -> None:
     finally:
         stop(process)
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "variables", "says"),
+    [
+        (("bench", "--duration", "1"), {}, "not in this image"),
+        (("loadtest",), {}, "not in this image"),
+        (("serve",), {"REDIS_URL": "memory://"}, "slotlock[memory]"),
+        (("serve",), {"REDIS_URL": ""}, "slotlock[memory]"),
+    ],
+)
+def test_what_the_image_leaves_out_is_refused_in_one_line(
+    app_dir: Path, arguments: tuple[str, ...], variables: dict[str, str], says: str
+) -> None:
+    """In the runtime tree, the bench, the load test and the in-memory store each say why not."""
+    environment = image_environment(app_dir, "redis://127.0.0.1:1/0") | variables
+    environment["PATH"] = str(TEST_VENV / "bin")  # no redis-server: the image has none
+    done = subprocess.run(
+        [str(TEST_VENV / "bin" / "slotlock"), *arguments],
+        cwd=app_dir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert says in done.stderr

@@ -175,10 +175,15 @@ def test_the_document_lists_every_operation(fuzz_schema: BaseSchema) -> None:
     assert served == {(operation.method, operation.path) for operation in OPERATIONS}
 
 
+# An event stream answers 200 with a body that never ends, which an in-process ASGI call
+# cannot read to its end: tests/test_events.py checks it over real HTTP instead.
+ANSWERED = [operation for operation in OPERATIONS if not operation.stream]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
-    [(operation.method, operation.path) for operation in OPERATIONS],
-    ids=[f"{operation.method} {operation.path}" for operation in OPERATIONS],
+    [(operation.method, operation.path) for operation in ANSWERED],
+    ids=[f"{operation.method} {operation.path}" for operation in ANSWERED],
 )
 def test_every_operation_keeps_its_contract(
     fuzz_schema: BaseSchema, world: World, method: str, path: str

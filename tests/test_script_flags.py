@@ -21,10 +21,13 @@ SCRIPT_NAMES = sorted(path.stem for path in lua_dir().glob("*.lua"))
 # Every command the scripts call, by whether Redis flags it `write`; a command that
 # is in neither set fails test_every_called_command_is_classified, so a new one
 # gets a decision (checked against a real server's COMMAND INFO below).
-WRITE_COMMANDS = {"DEL", "HINCRBY", "HSET", "PEXPIREAT", "SET", "ZADD", "ZREM", "ZREMRANGEBYSCORE"}
+WRITE_COMMANDS = {
+    "DEL", "HINCRBY", "HSET", "PEXPIRE", "PEXPIREAT", "SET", "XADD", "XTRIM", "ZADD", "ZREM",
+    "ZREMRANGEBYSCORE",
+}  # fmt: skip
 READ_COMMANDS = {
-    "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "PEXPIRETIME", "ZCARD", "ZRANGEBYSCORE",
-    "ZREVRANGEBYSCORE", "ZSCORE", "ZCOUNT", "ZRANGE", "ZRANK",
+    "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "PEXPIRETIME", "TIME", "XLEN", "XRANGE", "ZCARD",
+    "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE", "ZRANK", "ZREVRANGEBYSCORE", "ZSCORE",
 }  # fmt: skip
 
 _CALL = re.compile(r"redis\.p?call\(\s*['\"]([A-Za-z]+)['\"]")

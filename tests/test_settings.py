@@ -30,6 +30,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
         "cors_origins",
         ("https://shop.example", "http://127.0.0.1:8080"),
     ),
+    "SLOTLOCK_DEMO": ("1", "demo", True),
 }
 
 BAD_VALUES: list[tuple[str, str]] = [
@@ -57,6 +58,7 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("SLOTLOCK_CORS_ORIGINS", "https://a.example,,https://b.example"),
     ("SLOTLOCK_CORS_ORIGINS", "https://a.example;https://b.example"),
     ("SLOTLOCK_CORS_ORIGINS", "*,https://a.example"),
+    ("SLOTLOCK_DEMO", "yes"),
 ]
 
 

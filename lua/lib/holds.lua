@@ -38,3 +38,14 @@ local function take_held_place(held_key, holds_key, holder, hold, slot_id)
     drop_hold(held_key, holds_key, hold, slot_id)
   end
 end
+
+-- take_place_of_holder: a booking made with the holder's key (past place_refusal) takes
+-- its place: a whole-slot lock on the slot is consumed (only its holder got this far), or
+-- the holder's partial hold (own_hold, or nil) gives up one place.
+local function take_place_of_holder(lock_key, held_key, holds_key, holder, own_hold, slot_id)
+  if redis.call('DEL', lock_key) == 1 then
+    redis.call('ZREM', holds_key, slot_id)
+  elseif own_hold then
+    take_held_place(held_key, holds_key, holder, own_hold, slot_id)
+  end
+end

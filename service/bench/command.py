@@ -57,6 +57,14 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--scale-samples", type=at_least(10, int), default=200, help="requests per list measured"
     )
+    parser.add_argument(
+        "--streams",
+        type=at_least(1, int),
+        default=None,
+        metavar="N",
+        help="instead: N open event streams under a lock load (latency, memory per stream, "
+        "lock throughput beside the run without streams; --duration per phase)",
+    )
     parser.set_defaults(command=run)
 
 
@@ -77,6 +85,11 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
             load_core=arguments.load_core,
         )
         return run_scale_command(options, arguments.json, arguments.keep_files)
+    if arguments.streams is not None:
+        from service.bench.streams import StreamBenchOptions
+        from service.bench.streams import run_command as run_streams
+
+        return run_streams(StreamBenchOptions(arguments.streams, arguments.duration))
     from service.bench.runner import BenchOptions, run_command
 
     return run_command(

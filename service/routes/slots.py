@@ -75,10 +75,18 @@ async def list_slots(request: Request) -> Response:
         resource_ids = [resource_id] if resource_id else []
     else:
         resource_ids = await found.resources.ids(who.environment)
+    event_id: str | UnsetType = UNSET
+    if wanted_resource is not None and resource_ids:
+        # Read before the list: an event after it is then replayed, never missed
+        # (a slot event carries the whole slot, so one seen twice does no harm).
+        await found.events.sweep(resource_ids)
+        event_id = await found.events.last_id(resource_ids[0])
     now_ms = found.slots.now_ms()  # one instant for the filter and the views
     window = (page.offset, page.limit)
     views, total = await found.slots.page(who.environment, resource_ids, where, window, now_ms)
-    return ok([view.to_payload(now_ms) for view in views], page.meta(total))
+    meta = page.meta(total)
+    meta.event_id = event_id
+    return ok([view.to_payload(now_ms) for view in views], meta)
 
 
 async def get_slot(request: Request) -> Response:

@@ -42,6 +42,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def new_pair(environment: str) -> KeyPair:
+    """A fresh random pair; nothing stored yet."""
+    return KeyPair(environment, "pk_" + secrets.token_hex(32), "sk_" + secrets.token_hex(32))
+
+
 def scope_of(key: str) -> Scope | None:
     """`public` for pk_..., `secret` for sk_..., None for anything else."""
     for scope, prefix in KEY_PREFIX.items():
@@ -59,7 +64,7 @@ class KeyStore:
 
     async def create_pair(self, environment: str) -> KeyPair:
         """Issue a new public/secret pair for `environment`."""
-        pair = KeyPair(environment, "pk_" + secrets.token_hex(32), "sk_" + secrets.token_hex(32))
+        pair = new_pair(environment)
         await self.import_pair(pair)
         return pair
 

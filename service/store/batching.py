@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from service import operation
+from service.redis_clients import closed_under
 from service.store.client import RedisClient
 from service.store.raw_redis import RawRedis, pack
 
@@ -157,7 +158,10 @@ class ScriptBatcher:
             pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
         if wait_command is not None:
             pipe.execute_command(*wait_command)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        try:
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except RuntimeError as error:
+            raise closed_under(error) from error  # written to a connection just closed
         return replies
 
 

@@ -73,6 +73,8 @@ class BookingStore:
             keyspace.receipt(slot_id, idempotency_hash or "none"),
             keyspace.holds(slot_id, holder),
             keyspace.held(slot_id),
+            keyspace.lock_ends(slot_id),
+            keyspace.events(slot_id),
             keyspace.resource_slots(slot_id),
         ]
         ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
@@ -148,6 +150,8 @@ class BookingStore:
                 keyspace.resource(slot_id),
                 keyspace.holds(slot_id, holder),
                 keyspace.held(slot_id),
+                keyspace.lock_ends(slot_id),
+                keyspace.events(slot_id),
                 keyspace.resource_slots(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.slot_bookings(slot_id),
@@ -171,6 +175,9 @@ class BookingStore:
                 keyspace.resource(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.slot_bookings(slot_id),
+                keyspace.lock(slot_id),
+                keyspace.events(slot_id),
+                keyspace.held(slot_id),
                 keyspace.resource_slots(slot_id),
             ]
             reply: list[Any] = await self._scripts.delete_booking(
@@ -215,6 +222,10 @@ class BookingStore:
             keyspace.resource(target_slot_id),
             keyspace.holds(target_slot_id, holder),
             keyspace.held(target_slot_id),
+            keyspace.lock(source_slot_id),
+            keyspace.held(source_slot_id),
+            keyspace.lock_ends(target_slot_id),
+            keyspace.events(target_slot_id),
             keyspace.resource_slots(target_slot_id),
         ]
         args = [

@@ -91,7 +91,15 @@ class _Protocol(asyncio.Protocol):
             if not batch.done.done():
                 batch.done.set_exception(failure)
 
+    def is_open(self) -> bool:
+        """Whether a batch can still be written: an aborted transport closes at once, but
+        connection_lost (which sets `closed`) comes a loop turn later, and uvloop answers
+        a write in between with RuntimeError (a 500) instead of a connection error."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
     def send(self, payload: bytes, expected: int) -> asyncio.Future[list[Any]]:
+        if not self.is_open():
+            raise RedisConnectionError("connection to Redis lost: closing")
         done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.pending.append(_Batch(expected, done))
         assert self.transport is not None
@@ -148,10 +156,10 @@ class RawRedis:
 
     async def _connected(self) -> _Protocol:
         protocol = self._protocol
-        if protocol is not None and not protocol.closed:
+        if protocol is not None and protocol.is_open():
             return protocol
         async with self._connecting:
-            if self._protocol is None or self._protocol.closed:
+            if self._protocol is None or not self._protocol.is_open():
                 self._protocol = await self._connect()
             return self._protocol
 

@@ -165,6 +165,8 @@ class Rescheduler:
             keyspace.booking(intent.booking_id, target),
             keyspace.holds(target, intent.holder),
             keyspace.held(target),
+            keyspace.lock_ends(target),
+            keyspace.events(target),
             keyspace.resource_slots(target),
         ]
         args = [
@@ -186,6 +188,9 @@ class Rescheduler:
             keyspace.resource(source),
             keyspace.resource_bookings(source),
             keyspace.slot_bookings(source),
+            keyspace.lock(source),
+            keyspace.events(source),
+            keyspace.held(source),
             keyspace.resource_slots(source),
         ]
         args = [
@@ -207,6 +212,11 @@ class Rescheduler:
             keyspace.resource_bookings(target),
             keyspace.slot_bookings(target),
             keyspace.lock(target),
+            keyspace.slot(target),
+            keyspace.resource(target),
+            keyspace.lock_ends(target),
+            keyspace.events(target),
+            keyspace.held(target),
             keyspace.resource_locks(target),
         ]
         reply: list[Any] = await self._scripts.confirm_place(
@@ -220,6 +230,9 @@ class Rescheduler:
             keyspace.booking(intent.booking_id, target),
             keyspace.slot(target),
             keyspace.resource(target),
+            keyspace.lock(target),
+            keyspace.events(target),
+            keyspace.held(target),
             keyspace.resource_slots(target),
         ]
         await self._scripts.abort_place(keys, [intent.intent_id, intent.source_slot_id])

@@ -114,6 +114,8 @@ class ResourceStore:
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),
             keyspace.resource_bookings(resource_id),
+            keyspace.events(resource_id),
+            keyspace.lock_ends(resource_id),
             keyspace.resource_locks(resource_id),
             *owned,
         ]

@@ -74,7 +74,7 @@ class SlotStore:
 
         Returns the slot and the fencing token, kept while the same key changes what it has.
         """
-        keys = [*_hold_keys(slot_id, holder), keyspace.resource_locks(slot_id)]
+        keys = _lock_keys(slot_id, holder)
         now_ms = self._clock()
         args = [environment, holder, until_ms, now_ms, self._max_holds, quantity]
         _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
@@ -83,7 +83,7 @@ class SlotStore:
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
         """Release `holder`'s lock or hold; harmless when it has none."""
         now_ms = self._clock()
-        keys = [*_hold_keys(slot_id, holder), keyspace.resource_locks(slot_id)]
+        keys = _lock_keys(slot_id, holder)
         reply = await self._scripts.unlock_slot(keys, [environment, holder, now_ms])
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -98,7 +98,11 @@ class SlotStore:
         field_count = len(to_flat(records[0]))
         for _ in stale_attempts("the slots of this resource"):
             neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
-            keys = [keyspace.resource(resource_id), keyspace.resource_slots(resource_id)]
+            keys = [
+                keyspace.resource(resource_id),
+                keyspace.resource_slots(resource_id),
+                keyspace.events(resource_id),
+            ]
             args: list[str | int] = [environment, field_count]
             for record, neighbour in zip(records, neighbours, strict=True):
                 keys += [keyspace.slot(record.id), keyspace.slot(neighbour or record.id)]
@@ -152,6 +156,7 @@ class SlotStore:
                 keyspace.resource_slots(slot_id),
                 keyspace.slot(neighbour or slot_id),
                 keyspace.held(slot_id),
+                keyspace.events(slot_id),
             ]
             now_ms = self._clock()
             args = [
@@ -172,7 +177,12 @@ class SlotStore:
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
         now_ms = self._clock()
-        keys = [*_view_keys(slot_id), keyspace.held(slot_id), keyspace.resource_slots(slot_id)]
+        keys = [
+            *_view_keys(slot_id),
+            keyspace.held(slot_id),
+            keyspace.events(slot_id),
+            keyspace.resource_slots(slot_id),
+        ]
         reply = await self._scripts.set_slot_status(keys, [environment, status, now_ms])
         return SlotView.from_script(check(reply, now_ms)[1])
 
@@ -186,6 +196,7 @@ class SlotStore:
                 keyspace.slot_bookings(slot_id),
                 keyspace.resource_bookings(slot_id),
                 keyspace.held(slot_id),
+                *_event_keys(slot_id),
                 keyspace.resource_locks(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
@@ -281,12 +292,22 @@ def _view_keys(slot_id: str) -> list[str]:
 
 
 def _hold_keys(slot_id: str, holder: str) -> list[str]:
-    """KEYS of lock_slot and unlock_slot."""
+    """The slot's view keys, the holder's cap set and the slot's partial holds."""
     return [
         *_view_keys(slot_id),
         keyspace.holds(slot_id, holder),
         keyspace.held(slot_id),
     ]
+
+
+def _lock_keys(slot_id: str, holder: str) -> list[str]:
+    """KEYS of lock_slot and unlock_slot: the hold's, the events', then the lists' deadlines."""
+    return [*_hold_keys(slot_id, holder), *_event_keys(slot_id), keyspace.resource_locks(slot_id)]
+
+
+def _event_keys(slot_id: str) -> list[str]:
+    """The resource's lock ends and change stream, which every lock-changing script takes last."""
+    return [keyspace.lock_ends(slot_id), keyspace.events(slot_id)]
 
 
 def _or_keep(value: object) -> str:

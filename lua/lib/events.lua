@@ -1,0 +1,95 @@
+-- events: a resource's change stream (sl:{T}:events), appended by the same script that
+-- makes the change, so no change goes unreported and nothing is reported that did not
+-- happen. An entry is {type, data}: data is the slot's view as lib/slot_view.lua gives it
+-- (the service renders it as GET /slots/:id would), or the JSON the event carries as is.
+--
+-- Kept: the last EVENTS_KEPT entries and at least the last EVENTS_KEPT_MS of them. XADD's
+-- MAXLEN alone could drop events younger than an hour, and MINID alone could keep an
+-- unbounded hour; so once the stream is TRIM_BATCH entries past the count, the entries
+-- that are both beyond it and older than the hour go, in one XTRIM MINID (amortised: one
+-- XRANGE of at most TRIM_BATCH ids per TRIM_BATCH appends).
+local EVENTS_KEPT, EVENTS_KEPT_MS, TRIM_BATCH = 10000, 3600000, 1000
+
+local function trim_events(events_key)
+  local surplus = redis.call('XLEN', events_key) - EVENTS_KEPT
+  if surplus < TRIM_BATCH then
+    return
+  end
+  local time = redis.call('TIME')
+  local hour_ago_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - EVENTS_KEPT_MS
+  local old = redis.call('XRANGE', events_key, '-', hour_ago_ms, 'COUNT', surplus)
+  if #old > 0 then
+    local ms, seq = string.match(old[#old][1], '^(%d+)-(%d+)$')
+    redis.call('XTRIM', events_key, 'MINID', ms .. '-' .. (tonumber(seq) + 1))
+  end
+end
+
+local function append_event(events_key, kind, data)
+  redis.call('XADD', events_key, '*', 'type', kind, 'data', data)
+  trim_events(events_key)
+end
+
+-- One slot event; `view` as slot_view() or slot_view_of() return it.
+local function slot_event(events_key, kind, view)
+  append_event(events_key, kind, cjson.encode(view))
+end
+
+-- The slot as GET /slots/:id shows it right after this script's change, for its event.
+-- Scripts that have no now_ms of their own count holds by Redis's clock.
+local function redis_now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+local function slot_event_now(events_key, kind, slot_key, lock_key, resource_key, held_key, now_ms)
+  local view = slot_view(slot_key, lock_key, resource_key, held_key, now_ms or redis_now_ms())
+  slot_event(events_key, kind, view)
+end
+
+-- The next instant something holding the slot ends by itself: its whole-slot lock
+-- (Redis drops it at lock_until) or the first of its partial holds (they stop counting at
+-- their until_ms); 0 when nothing holds it.
+local function next_lock_end_ms(lock_key, held_key, now_ms)
+  local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
+  local _, _, hold_end_ms = live_holds(held_key, now_ms)
+  if lock_end_ms > 0 and (hold_end_ms == 0 or lock_end_ms < hold_end_ms) then
+    return lock_end_ms
+  end
+  return hold_end_ms
+end
+
+-- Keep the slot's next lock end where the expiry sweep finds it (sl:{T}:lock-ends); every
+-- script that takes, moves, resizes or ends a lock or hold calls it after its change.
+local function track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
+  local until_ms = next_lock_end_ms(lock_key, held_key, now_ms)
+  if until_ms > 0 then
+    redis.call('ZADD', lock_ends_key, until_ms, slot_id)
+  else
+    redis.call('ZREM', lock_ends_key, slot_id)
+  end
+end
+
+-- The slot.unlocked of a lock or hold that ended by itself, if nobody wrote it yet: the
+-- sweep calls this for due slots, and the scripts that change a slot's locks or holds call
+-- it first (before they drop ended holds), so that event comes before theirs. Exactly
+-- once: the slot's entry in lock-ends moves on to its next end in the same step that
+-- writes the event. A whole-slot lock that Redis still has (its clock a little behind the
+-- service's) is left for the next round.
+local function settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot_id, now_ms)
+  local due = redis.call('ZSCORE', lock_ends_key, slot_id)
+  if not due or tonumber(due) > tonumber(now_ms) then
+    return 0
+  end
+  local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
+  if lock_end_ms > 0 and lock_end_ms <= tonumber(due) then
+    return 0
+  end
+  if redis.call('EXISTS', slot_key) == 0 then
+    redis.call('ZREM', lock_ends_key, slot_id)
+    return 0
+  end
+  redis.call('ZREMRANGEBYSCORE', held_key, '-inf', now_ms)
+  slot_event_now(events_key, 'slot.unlocked', slot_key, lock_key, resource_key, held_key, now_ms)
+  track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
+  return 1
+end

@@ -1,0 +1,55 @@
+"""A batch sent on a closing raw connection fails as an outage; the next one reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvloop
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from service.store.raw_redis import RawRedis, ServerAddress, pack
+from tests.redis_servers import RedisServer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server of this module's own."""
+    started = RedisServer.start_new(Path(tmp_path_factory.mktemp("raw-closing")))
+    yield started
+    started.kill()
+
+
+async def _aborted_then_sent(port: int) -> tuple[BaseException | None, list[object]]:
+    raw = RawRedis(ServerAddress(port=port), timeout_s=2.0)
+    assert await raw.execute([pack(("PING",))]) == ["PONG"]
+    protocol = await raw._connected()
+    assert protocol.transport is not None
+    # Aborted (as a timeout or a killed Redis does), but connection_lost not yet run.
+    protocol.transport.abort()
+    failure: BaseException | None = None
+    try:
+        protocol.send(pack(("PING",)), 1)
+    except Exception as error:
+        failure = error
+    replies = await raw.execute([pack(("PING",))])
+    await raw.aclose()
+    return failure, replies
+
+
+def test_a_write_to_a_closing_connection_is_a_connection_error_on_uvloop(
+    server: RedisServer,
+) -> None:
+    """uvloop refuses the write with RuntimeError (a 500); the raw path says Redis is gone."""
+    failure, replies = uvloop.run(_aborted_then_sent(server.port))
+    assert isinstance(failure, RedisConnectionError)
+    assert replies == ["PONG"]
+
+
+def test_the_next_batch_after_an_abort_opens_a_new_connection(server: RedisServer) -> None:
+    """The same holds on the standard loop: a closing connection is never reused."""
+    failure, replies = asyncio.run(_aborted_then_sent(server.port))
+    assert isinstance(failure, RedisConnectionError)
+    assert replies == ["PONG"]
