@@ -58,6 +58,12 @@ if source_slot_id == target_slot_id then
   return {'OK', redis.call('HGETALL', booking_key)}
 end
 
+-- A lock or hold that ended by itself is reported before this change (events in order).
+settle_lock_end(lock_ends_key, events_key, source_slot_key, source_lock_key, resource_key,
+  source_held_key, source_slot_id, now_ms)
+settle_lock_end(lock_ends_key, events_key, target_slot_key, target_lock_key, resource_key,
+  target_held_key, target_slot_id, now_ms)
+
 local status_field = 'num_cancelled_bookings'
 if booking[2] == 'active' then
   status_field = 'num_active_bookings'

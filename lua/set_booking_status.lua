@@ -46,6 +46,8 @@ if not current then
 end
 
 if current ~= status then
+  -- A lock or hold that ended by itself is reported before this change (events in order).
+  settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot_id, now_ms)
   if status == 'active' then
     local slot = redis.call('HMGET', slot_key, 'status', 'id', 'capacity', 'num_active_bookings')
     if slot[1] ~= 'active' then

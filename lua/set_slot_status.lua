@@ -9,6 +9,7 @@ cannot be locked or booked until it is enabled again.
   KEYS[4] held_key       sl:{T}:held:<slot id>   partial holds, by until_ms
   KEYS[5] events_key     sl:{T}:events           the change stream (slot.updated)
   KEYS[6] starts_key     sl:{T}:slots            slot ids by start, open and shut bands (lib/bands)
+  KEYS[7] lock_ends_key  sl:{T}:lock-ends        locked slot ids by next lock end (settled first)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] status         "active" or "disabled"
   ARGV[3] now_ms         becomes updated_ms; holds that ended before it no longer count
@@ -24,12 +25,15 @@ Returns:
 --!include bands.lua
 --!include slot_index.lua
 local slot_key, lock_key, resource_key, held_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local starts_key = KEYS[6]
+local starts_key, lock_ends_key = KEYS[6], KEYS[7]
 local environment, status, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
-if redis.call('HGET', slot_key, 'environment') ~= environment then
+local slot = redis.call('HMGET', slot_key, 'environment', 'id')
+if slot[1] ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
+-- A lock or hold that ended by itself is reported before this change (events in order).
+settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot[2], now_ms)
 redis.call('HSET', slot_key, 'status', status, 'updated_ms', now_ms)
 reindex_slot(starts_key, slot_key)
 local view = slot_view(slot_key, lock_key, resource_key, held_key, now_ms)

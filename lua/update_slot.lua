@@ -10,6 +10,7 @@ update_slot: change a slot's dates, capacity, lockable flag or metadata.
                                              (as the caller read it; the slot's own key if none)
   KEYS[6] held_key       sl:{T}:held:<slot id>   partial holds, by until_ms
   KEYS[7] events_key     sl:{T}:events           the change stream (slot.updated)
+  KEYS[8] lock_ends_key  sl:{T}:lock-ends        locked slot ids by next lock end (settled first)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] now_ms         becomes updated_ms; holds that ended before it no longer count
   ARGV[3] start_ms       new start, or "" to keep it
@@ -35,7 +36,7 @@ Returns:
 --!include overlap.lua
 --!include events.lua
 local slot_key, lock_key, resource_key, starts_key, neighbour_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local held_key, events_key = KEYS[6], KEYS[7]
+local held_key, events_key, lock_ends_key = KEYS[6], KEYS[7], KEYS[8]
 local environment, now_ms = ARGV[1], ARGV[2]
 local new_start_ms, new_end_ms, new_capacity = ARGV[3], ARGV[4], ARGV[5]
 local new_lockable, new_metadata, neighbour_id = ARGV[6], ARGV[7], ARGV[8]
@@ -45,6 +46,8 @@ if slot[1] ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
 local slot_id = slot[2]
+-- A lock or hold that ended by itself is reported before this change (events in order).
+settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot_id, now_ms)
 local start_ms = new_start_ms ~= '' and new_start_ms or slot[3]
 local end_ms = new_end_ms ~= '' and new_end_ms or slot[4]
 

@@ -577,3 +577,36 @@ def test_a_hold_that_runs_out_is_an_event_watched_or_not(live: LiveApi) -> None:
         assert events[3].at_s - ends_at < 1.0
 
     run(body)
+
+
+CHANGES_AFTER_A_LOCK_END: dict[str, tuple[str, Callable[[LiveApi, Any, Any], Any]]] = {
+    "slot patched": ("slot.updated", lambda live, slot, booking: live.ok(
+        "PATCH", f"/slots/{slot['id']}", {"metadata": {"room": "b"}})),
+    "slot disabled": ("slot.updated", lambda live, slot, booking: live.ok(
+        "POST", f"/slots/{slot['id']}/disable")),
+    "booking cancelled": ("slot.released", lambda live, slot, booking: live.ok(
+        "POST", f"/bookings/{booking['id']}/cancel", key="public")),
+    "booking deleted": ("slot.released", lambda live, slot, booking: live.ok(
+        "DELETE", f"/bookings/{booking['id']}")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES_AFTER_A_LOCK_END))
+def test_a_lock_end_nobody_swept_comes_before_the_next_change(live: LiveApi, change: str) -> None:
+    """A change right after an unwatched lock ran out shows slot.unlocked first, as it happened."""
+    expected, make_change = CHANGES_AFTER_A_LOCK_END[change]
+    resource_id = new_resource(live)
+    slot = new_slot(live, resource_id, capacity=2)
+    booking = live.ok("POST", "/bookings", {"slot_id": slot["id"]}, key="public")
+    position = event_id(live, resource_id)
+    live.ok("POST", f"/slots/{slot['id']}/lock", lock_body("k", 0.3), key="public")
+    time.sleep(0.6)  # the lock ends; no stream is open, so nothing sweeps it
+    make_change(live, slot, booking)
+
+    async def body() -> None:
+        async with stream(live, resource_id, **{"last-event-id": position}) as reader:
+            await reader.wait_for(3)
+            await asyncio.sleep(0.3)
+        assert reader.types() == ["slot.locked", "slot.unlocked", expected]
+
+    run(body)

@@ -179,6 +179,7 @@ class BookingStore:
                 keyspace.events(slot_id),
                 keyspace.held(slot_id),
                 keyspace.resource_slots(slot_id),
+                keyspace.lock_ends(slot_id),
             ]
             reply: list[Any] = await self._scripts.delete_booking(
                 keys, [environment, slot_id, booking_id]

@@ -157,6 +157,7 @@ class SlotStore:
                 keyspace.slot(neighbour or slot_id),
                 keyspace.held(slot_id),
                 keyspace.events(slot_id),
+                keyspace.lock_ends(slot_id),
             ]
             now_ms = self._clock()
             args = [
@@ -182,6 +183,7 @@ class SlotStore:
             keyspace.held(slot_id),
             keyspace.events(slot_id),
             keyspace.resource_slots(slot_id),
+            keyspace.lock_ends(slot_id),
         ]
         reply = await self._scripts.set_slot_status(keys, [environment, status, now_ms])
         return SlotView.from_script(check(reply, now_ms)[1])
