@@ -87,17 +87,8 @@ APP = Starlette(
 
 
 async def serve(raw_requests: bytes, settle_s: float = 0.1) -> SocketTransport:
-    """Feed raw HTTP to a OneWriteHttpToolsProtocol on APP; the socket's writes."""
-    config = Config(APP, http=OneWriteHttpToolsProtocol, log_config=None, lifespan="off")
-    config.load()
-    protocol = OneWriteHttpToolsProtocol(
-        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
-    )
-    socket = SocketTransport()
-    protocol.connection_made(socket)
-    protocol.data_received(raw_requests)
-    await asyncio.sleep(settle_s)
-    return socket
+    """Feed raw HTTP to a OneWriteHttpToolsProtocol on APP in one read; the socket's writes."""
+    return await serve_reads([raw_requests], settle_s)
 
 
 def get(path: str, *extra: str) -> bytes:
