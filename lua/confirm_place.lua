@@ -13,7 +13,6 @@ Harmless to repeat.
   KEYS[7] lock_ends_key           sl:{C}:lock-ends               locked slot ids by lock end
   KEYS[8] events_key              sl:{C}:events                  the change stream (slot.unlocked)
   KEYS[9] held_key                sl:{C}:held:<target slot id>   read for the event's slot view
-  KEYS[10] locks_key              sl:{C}:locks                   slot ids by lock deadline (lists)
   ARGV[1] booking_id
   ARGV[2] intent_id               names this move in every step
   ARGV[3] holder                  SHA-256 hex of the request's lock_key, or ""
@@ -28,7 +27,7 @@ Returns:
 --!include bands.lua
 local booking_key, resource_bookings_key, slot_bookings_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local slot_key, resource_key, lock_ends_key, events_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local held_key, locks_key = KEYS[9], KEYS[10]
+local held_key = KEYS[9]
 local booking_id, intent_id, holder = ARGV[1], ARGV[2], ARGV[3]
 
 local booking = redis.call('HMGET', booking_key, 'pending_intent', 'created_ms', 'moved_to_slot', 'status', 'slot_id')
@@ -40,7 +39,6 @@ if booking[1] == intent_id then
   local lock = redis.call('GET', lock_key)
   if holder ~= '' and lock and string.match(lock, '^(%x+):') == holder then
     redis.call('DEL', lock_key)
-    redis.call('ZREM', locks_key, booking[5])
     -- The place was counted (and its slot.booked written) when it was reserved.
     local now_ms = redis_now_ms()
     track_lock_end(lock_ends_key, redis.call('HGET', slot_key, 'id'), lock_key, held_key, now_ms)

@@ -7,8 +7,8 @@ delete_resource: remove a resource with every slot, lock and booking it owns.
   KEYS[3] resource_bookings_key   sl:{T}:bookings
   KEYS[4] events_key              sl:{T}:events          the change stream: resource.deleted, kept an hour
   KEYS[5] lock_ends_key           sl:{T}:lock-ends
-  KEYS[6..] owned keys            the lock deadlines (sl:{T}:locks); per slot: its hash, lock,
-                                  booking index and holds; then each booking hash
+  KEYS[6..] owned keys            per slot: its hash, lock, booking index and holds; then
+                                  each booking hash
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2] resource_id             the id the caller asked for (a home tag holds one resource)
   ARGV[3] slot_count              how many slot ids follow

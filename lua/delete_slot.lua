@@ -12,8 +12,7 @@ holds and its cancelled bookings, and take them out of the resource's counters.
   KEYS[7] held_key                sl:{T}:held:<slot id>  partial holds, by until_ms
   KEYS[8] lock_ends_key           sl:{T}:lock-ends       locked slot ids by next lock end
   KEYS[9] events_key              sl:{T}:events          the change stream (slot.deleted)
-  KEYS[10] locks_key              sl:{T}:locks           slot ids by lock deadline (lists)
-  KEYS[11..] booking keys         sl:{T}:booking:<booking id>, the slot's bookings as the caller read them
+  KEYS[10..] booking keys         sl:{T}:booking:<booking id>, the slot's bookings as the caller read them
   ARGV[1] environment             the caller's environment; another one sees nothing
   ARGV[2..] booking ids           in KEYS order
 
@@ -29,7 +28,7 @@ Returns:
 local slot_key, lock_key, resource_key = KEYS[1], KEYS[2], KEYS[3]
 local starts_key = KEYS[4]
 local slot_bookings_key, resource_bookings_key = KEYS[5], KEYS[6]
-local held_key, lock_ends_key, events_key, locks_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local held_key, lock_ends_key, events_key = KEYS[7], KEYS[8], KEYS[9]
 local environment = ARGV[1]
 local booking_count = #ARGV - 1
 
@@ -51,12 +50,11 @@ for i = 1, booking_count do
 end
 
 for i = 1, booking_count do
-  redis.call('DEL', KEYS[10 + i])
+  redis.call('DEL', KEYS[9 + i])
   redis.call('ZREM', resource_bookings_key, ARGV[1 + i])
 end
 redis.call('DEL', slot_key, lock_key, slot_bookings_key, held_key)
 redis.call('ZREM', starts_key, slot[2])
-redis.call('ZREM', locks_key, slot[2])
 redis.call('ZREM', lock_ends_key, slot[2])
 append_event(events_key, 'slot.deleted', cjson.encode({slot_id = slot[2]}))
 redis.call('HINCRBY', resource_key, 'num_slots', -1)

@@ -2,12 +2,12 @@
 --[[
 index_slots: one step of the start-up migration to the list indexes, for one resource:
 the next slots by start of an index written before them (every score a plain start) get
-their band, their lock's deadline and their bookings' bands. Each step is atomic and
+their band, their lock's next end and their bookings' bands. Each step is atomic and
 harmless to repeat; the last one marks the resource, so a later run skips it.
 
   KEYS[1] resource_key            sl:{T}:resource           gets index_version when done
   KEYS[2] starts_key              sl:{T}:slots              slot ids by start, open and shut bands
-  KEYS[3] locks_key               sl:{T}:locks              slot ids by lock deadline
+  KEYS[3] lock_ends_key           sl:{T}:lock-ends          locked slot ids by next lock end
   KEYS[4] resource_bookings_key   sl:{T}:bookings           booking ids by creation, two bands
   KEYS[5] slot_prefix             sl:{T}:slot:              name prefixes, not keys: a slot's hash,
   KEYS[6] lock_prefix             sl:{T}:lock:              lock and bookings index, and a booking's
@@ -24,7 +24,7 @@ Returns:
 ]]
 --!include bands.lua
 --!include slot_index.lua
-local resource_key, starts_key, locks_key, resource_bookings_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local resource_key, starts_key, lock_ends_key, resource_bookings_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local slot_prefix, lock_prefix, slot_bookings_prefix, booking_prefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local held_prefix = KEYS[9]
 local after_ms, count, version = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -41,13 +41,16 @@ local batch = redis.call('ZRANGEBYSCORE', starts_key, low, '(' .. string.format(
 for i = 1, #batch, 2 do
   local slot_id = batch[i]
   reindex_slot(starts_key, slot_prefix .. slot_id)
-  local locked_until_ms = redis.call('PEXPIRETIME', lock_prefix .. slot_id)
-  if locked_until_ms > 0 then
-    redis.call('ZADD', locks_key, 'GT', locked_until_ms, slot_id)
-  end
-  local last_hold = redis.call('ZRANGE', held_prefix .. slot_id, -1, -1, 'WITHSCORES')
-  if last_hold[2] then
-    redis.call('ZADD', locks_key, 'GT', last_hold[2], slot_id)
+  -- A lock or holds taken before the lists existed: the slot's next end, where lists and
+  -- the expiry sweep look (a whole lock and holds never share a slot). NX: an entry the
+  -- new version wrote meanwhile is already right. A hold that has ended by now is
+  -- settled by the next sweep, which moves the entry on to the slot's next end.
+  local lock_end_ms = redis.call('PEXPIRETIME', lock_prefix .. slot_id)
+  local first_hold = redis.call('ZRANGE', held_prefix .. slot_id, 0, 0, 'WITHSCORES')
+  if lock_end_ms > 0 then
+    redis.call('ZADD', lock_ends_key, 'NX', lock_end_ms, slot_id)
+  elseif first_hold[2] then
+    redis.call('ZADD', lock_ends_key, 'NX', first_hold[2], slot_id)
   end
   local slot_bookings_key = slot_bookings_prefix .. slot_id
   for _, booking_id in ipairs(redis.call('ZRANGE', slot_bookings_key, 0, -1)) do

@@ -5,7 +5,9 @@ read in one atomic step (see the README's key schema for why it is exact).
 
   KEYS[1] resource_key   sl:{T}:resource
   KEYS[2] starts_key     sl:{T}:slots        slot ids by start, open and shut bands (lib/bands)
-  KEYS[3] locks_key      sl:{T}:locks        slot ids by the deadline of their lock
+  KEYS[3] lock_ends_key  sl:{T}:lock-ends    every slot whose lock or holds may still run, by
+                                             its next end (lib/events; a past end not swept yet
+                                             may hide a later hold, so all are checked)
   KEYS[4] slot_prefix    sl:{T}:slot:        a name prefix, not a key: a listed slot's hash is
                                              this plus its id, so it shares the resource's tag
   KEYS[5] lock_prefix    sl:{T}:lock:        the same for a listed slot's lock
@@ -30,7 +32,7 @@ Returns:
 --!include blocked.lua
 --!include pages.lua
 --!include slot_view.lua
-local resource_key, starts_key, locks_key, slot_prefix, lock_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local resource_key, starts_key, lock_ends_key, slot_prefix, lock_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local held_prefix = KEYS[6]
 local environment, now_ms, available = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local from_ms, until_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -60,9 +62,13 @@ if until_ms then
 end
 
 -- Open slots that a live lock or holds block right now, sorted: few, since locks are short.
+-- Every slot with a live lock or hold is in lock-ends (track_lock_end keeps it there until
+-- nothing holds it), so this finds them all; an entry whose end passed stays until the
+-- expiry sweep settles it, and the service sweeps a resource before it lists it, so
+-- the scan costs about the live locks and holds, never the resource's slots.
 local function blocked_between(low_ms, before_ms)
   local blocked = {}
-  for _, slot_id in ipairs(redis.call('ZRANGEBYSCORE', locks_key, '(' .. now_ms, '+inf')) do
+  for _, slot_id in ipairs(redis.call('ZRANGE', lock_ends_key, 0, -1)) do
     local score = redis.call('ZSCORE', starts_key, slot_id)
     if score and in_first_band(score) then
       local start_ms = tonumber(score)

@@ -8,9 +8,8 @@ resize or convert what the caller's lock_key already has there.
   KEYS[3] resource_key   sl:{T}:resource
   KEYS[4] holds_key      sl:{T}:holds:<holder>     slot ids this lock_key holds here, by until_ms
   KEYS[5] held_key       sl:{T}:held:<slot id>      partial holds "<holder>:<quantity>:<token>", by until_ms
-  KEYS[6] lock_ends_key  sl:{T}:lock-ends          locked slot ids by next lock end (the expiry sweep)
+  KEYS[6] lock_ends_key  sl:{T}:lock-ends          locked slot ids by next lock end (the expiry sweep, lists)
   KEYS[7] events_key     sl:{T}:events             the resource's change stream (slot.locked)
-  KEYS[8] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline and hold (lists)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key (the key itself never reaches Redis)
   ARGV[3] until_ms       lock_until in epoch ms; Redis drops the lock then (SET PXAT)
@@ -36,9 +35,8 @@ Returns:
 --!include holds.lua
 --!include slot_view.lua
 --!include events.lua
---!include lock_deadlines.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local held_key, lock_ends_key, events_key, locks_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local held_key, lock_ends_key, events_key = KEYS[5], KEYS[6], KEYS[7]
 local environment, holder, until_ms = ARGV[1], ARGV[2], ARGV[3]
 local now_ms, max_holds, quantity = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -120,7 +118,6 @@ else
   held = others_held + quantity
 end
 redis.call('ZADD', holds_key, until_ms, slot.id)
-note_lock(locks_key, slot.id, until_ms, now_ms)
 -- The set lives as long as its longest hold; a shortened hold leaves it longer, which
 -- costs a little memory and no correctness (counting drops ended holds first).
 if redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then

@@ -10,7 +10,6 @@ whole partial hold); compare and delete in one step.
   KEYS[5] held_key       sl:{T}:held:<slot id>      partial holds "<holder>:<quantity>:<token>", by until_ms
   KEYS[6] lock_ends_key  sl:{T}:lock-ends          locked slot ids by next lock end (the expiry sweep)
   KEYS[7] events_key     sl:{T}:events             the resource's change stream (slot.unlocked)
-  KEYS[8] locks_key      sl:{T}:locks              slot ids of the resource by lock deadline and hold (lists)
   ARGV[1] environment    the caller's environment; another one sees nothing
   ARGV[2] holder         SHA-256 hex of the client's lock_key
   ARGV[3] now_ms         the service's clock: holds that ended before it no longer count
@@ -25,7 +24,7 @@ Returns:
 --!include slot_view.lua
 --!include events.lua
 local slot_key, lock_key, resource_key, holds_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local held_key, lock_ends_key, events_key, locks_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local held_key, lock_ends_key, events_key = KEYS[5], KEYS[6], KEYS[7]
 local environment, holder, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
 local slot = slot_fields(slot_key)
@@ -41,7 +40,6 @@ if current then
   end
   redis.call('DEL', lock_key)
   redis.call('ZREM', holds_key, slot.id)
-  redis.call('ZREM', locks_key, slot.id)
 end
 local holds, held = live_holds(held_key, now_ms)
 local own = holds[holder]

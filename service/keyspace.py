@@ -8,7 +8,6 @@ never written in the same script as a resource's keys.
 
     sl:{T}:resource              hash    the resource whose id starts with T
     sl:{T}:slots                 zset    its slot ids by start (ms): open and shut bands
-    sl:{T}:locks                 zset    its slot ids that may be locked, by lock deadline (ms)
     sl:{T}:bookings              zset    its booking ids by creation (ms): active, cancelled bands
     sl:{T}:slot:<slot id>        hash    a slot
     sl:{T}:lock:<slot id>        string  "<lock key hash>:<token>", expires at lock_until (PXAT)
@@ -19,7 +18,8 @@ never written in the same script as a resource's keys.
     sl:{T}:booking:<booking id>  hash    a booking, or the forwarding address of one that moved
     sl:{T}:receipt:<hash>        string  the booking an Idempotency-Key made (24 h)
     sl:{T}:events                stream  every change to the resource's slots (lua/lib/events.lua)
-    sl:{T}:lock-ends             zset    locked slot ids by lock_until (ms), for the expiry sweep
+    sl:{T}:lock-ends             zset    slot ids with a lock or holds, by next end (ms): the
+                                         expiry sweep's work, and what lists check for `available`
     sl:{idem:<h>}:<scope>:<key>  string  an Idempotency-Key's first response (24 h)
     sl:{reschedules}:intents     zset    cross-resource reschedules under way, by deadline (ms)
     sl:{rl:<h>}:<key>:<p>:<n>    string  requests of one API key in rate window n of p seconds
@@ -57,11 +57,6 @@ def resource_slots(object_id: str) -> str:
 def resource_bookings(object_id: str) -> str:
     """Booking ids of the resource that owns `object_id`, scored by created_ms."""
     return f"{_tagged(object_id)}:bookings"
-
-
-def resource_locks(object_id: str) -> str:
-    """Slot ids of the resource that owns `object_id` that may be locked, by lock deadline."""
-    return f"{_tagged(object_id)}:locks"
 
 
 def slot_prefix(object_id: str) -> str:

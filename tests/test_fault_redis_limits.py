@@ -134,6 +134,26 @@ def test_out_of_memory_refuses_every_write_before_it_writes_and_reads_go_on(
         server.stop()
 
 
+def test_lists_on_a_full_redis_answer_with_locks_that_ran_out(tmp_path: Path) -> None:
+    """A list sweeps ended locks first; a full Redis refuses that write, and the list answers."""
+    server = RedisServer.start_new(tmp_path / "redis", ["--maxmemory-policy", "noeviction"])
+    try:
+        with serving(server.url, server.url, tmp_path / "slotlock.log") as live:
+            slot_ids = new_slots(live, 3)
+            resource_id = live.ok("GET", f"/slots/{slot_ids[0]}")["resource_id"]
+            live.ok("POST", f"/slots/{slot_ids[0]}/lock", lock_body("short", 1), key="public")
+            time.sleep(1.5)  # the lock runs out; nothing has swept it yet
+            with server.client() as client:
+                fill_past_maxmemory(client)
+                for query in (f"resource_id={resource_id}&available=true", "available=true"):
+                    response = live.call("GET", f"/slots?{query}")
+                    assert response.status_code == 200, response.text
+                    assert response.json()["meta"]["total"] == 3
+        assert "Traceback" not in live.service.log()
+    finally:
+        server.stop()
+
+
 # --- an evicting maxmemory-policy ---
 
 

@@ -1,7 +1,7 @@
 """The start-up migration: data laid out as the previous version wrote it gets its list indexes.
 
 The previous version used the same keys with one plain index per kind (every score a
-sort key), no lock deadlines, no per-name resource indexes and no revisions. Data
+sort key), no lock ends, no change streams, no per-name resource indexes and no revisions. Data
 built through the service is brought back to exactly that layout, then new app
 instances start on it.
 """
@@ -28,7 +28,7 @@ from tests.redis_servers import RedisServer
 from tests.test_bookings import ManualClock, open_api
 
 _PLAIN_INDEXES = (":slots", ":bookings", ":resources")
-_NEW_KEYS = (":locks", ":resource-index", ":resource-changes", "{migrations}")
+_NEW_KEYS = (":lock-ends", ":events", ":resource-index", ":resource-changes", "{migrations}")
 
 
 def scored(client: redis.Redis, key: str) -> list[tuple[str, float]]:
@@ -100,10 +100,10 @@ def two_pods(
 def test_the_previous_layout_has_no_list_indexes(
     redis_server: RedisServer, legacy: tuple[World, Any, ManualClock]
 ) -> None:
-    """The fixture really is the old layout: plain scores, no lock deadlines, no marker."""
+    """The fixture really is the old layout: plain scores, no lock ends, no marker."""
     client = redis_server.client()
     world, _, _ = legacy
-    assert not list(client.scan_iter("*:locks"))
+    assert not list(client.scan_iter("*:lock-ends"))
     assert not list(client.scan_iter("sl:{migrations}:*"))
     scores = [score for key in client.scan_iter("*:slots") for _, score in scored(client, key)]
     assert len(scores) == len(world.slot_ids)

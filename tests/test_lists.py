@@ -180,3 +180,37 @@ def test_a_change_to_no_such_resource_marks_nothing(clocked_api: Api) -> None:
         assert clocked_api.call(method, path, body).status_code == 404
     changes = keyspace.environment_resource_changes("test")
     assert run(clocked_api, redis_of(clocked_api).zcard, changes) == 0
+
+
+def test_a_list_settles_the_ended_locks_of_every_resource_it_lists(
+    clocked_api: Api, clock: ManualClock, world: World
+) -> None:
+    """After every lock ran out, one list over all resources leaves no ended lock to check.
+
+    Lists check each slot in a resource's lock ends (the live locks and holds, and those
+    ended but not yet swept); sweeping first keeps that work to the live ones.
+    """
+    api, redis = clocked_api, redis_of(clocked_api)
+    lock_ends = [keyspace.lock_ends(resource_id) for resource_id in world.resource_ids]
+    assert sum(run(api, redis.zcard, key) for key in lock_ends) > 0
+    clock.advance(24 * HOUR_MS)  # every lock and hold of the world has ended...
+    for slot_id in world.slot_ids:
+        expire_lock(api, slot_id)  # ...and Redis, whose clock this one is not, dropped them
+    listed(api, "/slots", {}, 5)
+    assert [run(api, redis.zcard, key) for key in lock_ends] == [0] * len(lock_ends)
+    check_every_list(api, world, limits=(5,))
+
+
+def test_lists_are_exact_before_ended_locks_are_swept(
+    clocked_api: Api, clock: ManualClock, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no sweep at all, slots whose locks and holds ran out list as they are now."""
+
+    async def no_sweep(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr("service.event_log.EventLog.sweep_before_read", no_sweep)
+    clock.advance(60_000)  # the short locks and holds end; their entries stay due
+    check_every_list(clocked_api, world, limits=(4,))
+    clock.advance(3 * HOUR_MS)
+    check_every_list(clocked_api, world, limits=(4,))

@@ -3,7 +3,8 @@
 -- script that changes a slot's status, capacity, start or active bookings calls
 -- reindex_slot in the same step, so the bands are exact at every instant. What changes
 -- with no request at all (locks ending, booking windows closing) is not in the bands:
--- lists work it out from the lock deadlines (`sl:{T}:locks`, lock_deadlines.lua) and the clock.
+-- lists work it out from the slots whose locks may still run (`sl:{T}:lock-ends`, events.lua)
+-- and the clock.
 
 -- Whether a slot with these fields is open (could take a booking, were it not for
 -- locks and the clock).

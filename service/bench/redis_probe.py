@@ -109,7 +109,7 @@ class SlotMemory(msgspec.Struct, kw_only=True):
     idle: int  # the three above
     lock_string: int  # sl:{T}:lock:<id>, while locked
     holds_zset: int  # sl:{T}:holds:<holder>, while its lock_key holds this one slot
-    lock_deadline: int = 0  # its entries in sl:{T}:locks and sl:{T}:lock-ends, with shares
+    lock_deadline: int = 0  # its entry in sl:{T}:lock-ends, with its share of the set
     locked: int  # idle + lock string + holds zset + lock deadline
     held_zset: int = 0  # sl:{T}:held:<id>, while one partial hold is on the slot
     held: int = 0  # idle + held zset + holds zset: a slot with one partial hold
@@ -135,10 +135,7 @@ def slot_memory(
     idle = slot_hash + index_entries + resource_share
     lock_string = usage(keyspace.lock(slot_id))
     holds_zset = usage(keyspace.holds(slot_id, holder))
-    lock_deadline = sum(
-        _deadline_share(client, key, slot_id, slot_count)
-        for key in (keyspace.resource_locks(slot_id), keyspace.lock_ends(slot_id))
-    )
+    lock_deadline = _deadline_share(client, keyspace.lock_ends(slot_id), slot_id, slot_count)
     held_zset = usage(keyspace.held(held_slot_id)) if held_slot_id else 0
     hold_holds_zset = usage(keyspace.holds(held_slot_id, hold_holder)) if held_slot_id else 0
     return SlotMemory(
@@ -156,12 +153,12 @@ def slot_memory(
 
 
 def _deadline_share(client: redis.Redis, key: str, slot_id: str, slot_count: int) -> int:
-    """A locked slot's entry in one of its resource's deadline sets, and its share of the set.
+    """A locked slot's entry in its resource's lock ends, and its share of the set.
 
-    Two such sets hold a locked slot: sl:{T}:locks (the lists' lock deadlines) and
-    sl:{T}:lock-ends (the events' expiry sweep); a slot not in `key` owns nothing of it.
-    The set is the resource's, like its hash: its fixed overhead is shared by the
-    resource's slots (as `resource_share` is), its entries by the slots locked. An
+    sl:{T}:lock-ends serves both the events' expiry sweep and the lists' `available`;
+    a slot not in `key` owns nothing of it. The set is the resource's, like its hash:
+    its fixed overhead is shared by the resource's slots (as `resource_share` is), its
+    entries by the slots locked. An
     entry costs what ten more members of the same size add, over ten (allocations
     grow in steps, so one member may add nothing); they are removed again.
     """

@@ -76,10 +76,11 @@ async def list_slots(request: Request) -> Response:
     else:
         resource_ids = await found.resources.ids(who.environment)
     event_id: str | UnsetType = UNSET
+    # Locks that ran out are settled first: the list then checks about the live ones only.
+    await found.events.sweep_before_read(resource_ids)
     if wanted_resource is not None and resource_ids:
         # Read before the list: an event after it is then replayed, never missed
         # (a slot event carries the whole slot, so one seen twice does no harm).
-        await found.events.sweep(resource_ids)
         event_id = await found.events.last_id(resource_ids[0])
     now_ms = found.slots.now_ms()  # one instant for the filter and the views
     window = (page.offset, page.limit)

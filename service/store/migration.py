@@ -2,8 +2,8 @@
 
 Earlier versions kept every slot, booking and resource in one plain index each, scored
 by its sort key. Version 1 moves shut slots, cancelled bookings and published resources
-into a second band (bands.py), records live lock deadlines, and adds the environment's
-per-name resource indexes. Every pod runs this when it starts, before it serves:
+into a second band (bands.py), files live locks and holds in the lock ends, and adds the
+environment's per-name resource indexes. Every pod runs this when it starts, before it serves:
 
 - once done, a global marker (`sl:{migrations}:lists`) makes it one GET;
 - per resource, lua/index_slots.lua works through the slots in steps of a few hundred,
@@ -95,7 +95,7 @@ class ListIndexMigration:
         keys = [
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),
-            keyspace.resource_locks(resource_id),
+            keyspace.lock_ends(resource_id),
             keyspace.resource_bookings(resource_id),
             keyspace.slot_prefix(resource_id),
             keyspace.lock_prefix(resource_id),

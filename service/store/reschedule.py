@@ -217,7 +217,6 @@ class Rescheduler:
             keyspace.lock_ends(target),
             keyspace.events(target),
             keyspace.held(target),
-            keyspace.resource_locks(target),
         ]
         reply: list[Any] = await self._scripts.confirm_place(
             keys, [intent.booking_id, intent.intent_id, intent.holder]

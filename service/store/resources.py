@@ -116,7 +116,6 @@ class ResourceStore:
             keyspace.resource_bookings(resource_id),
             keyspace.events(resource_id),
             keyspace.lock_ends(resource_id),
-            keyspace.resource_locks(resource_id),
             *owned,
         ]
         args = [environment, resource_id, len(slot_ids), *slot_ids, *booking_ids]

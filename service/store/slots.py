@@ -199,7 +199,6 @@ class SlotStore:
                 keyspace.resource_bookings(slot_id),
                 keyspace.held(slot_id),
                 *_event_keys(slot_id),
-                keyspace.resource_locks(slot_id),
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
@@ -264,7 +263,7 @@ class SlotStore:
         keys = [
             keyspace.resource(resource_id),
             keyspace.resource_slots(resource_id),
-            keyspace.resource_locks(resource_id),
+            keyspace.lock_ends(resource_id),
             keyspace.slot_prefix(resource_id),
             keyspace.lock_prefix(resource_id),
             keyspace.held_prefix(resource_id),
@@ -303,8 +302,8 @@ def _hold_keys(slot_id: str, holder: str) -> list[str]:
 
 
 def _lock_keys(slot_id: str, holder: str) -> list[str]:
-    """KEYS of lock_slot and unlock_slot: the hold's, the events', then the lists' deadlines."""
-    return [*_hold_keys(slot_id, holder), *_event_keys(slot_id), keyspace.resource_locks(slot_id)]
+    """KEYS of lock_slot and unlock_slot: the hold's, then the events' (which the lists read)."""
+    return [*_hold_keys(slot_id, holder), *_event_keys(slot_id)]
 
 
 def _event_keys(slot_id: str) -> list[str]:
