@@ -109,10 +109,16 @@ class Transport(ABC):
             ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in calls
         ]
         wait = replica_acks > 0 and any(call.script.writes for call in calls)
-        if not wait:
-            return await self.pipeline(commands)
-        commands.append(("WAIT", replica_acks, ack_timeout_ms))
+        if wait:
+            commands.append(("WAIT", replica_acks, ack_timeout_ms))
         replies = await self.pipeline(commands)
+        for reply in replies:
+            if isinstance(reply, RedisConnectionError):
+                # LOADING or NOAUTH: Redis serves no one now. redis-py raises these for
+                # the whole pipeline, so every transport does.
+                raise reply
+        if not wait:
+            return replies
         acks = replies.pop()
         if isinstance(acks, int) and acks >= replica_acks:
             return replies
