@@ -126,7 +126,7 @@ class RawTransport(Transport):
     """Sends batches of commands over one pipelined connection."""
 
     def __init__(self, address: ServerAddress, timeout_s: float) -> None:
-        self._address = address
+        self.address = address
         self._timeout_s = timeout_s
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock = asyncio.Lock()
@@ -161,7 +161,7 @@ class RawTransport(Transport):
             return self._protocol
 
     async def _connect(self) -> _Protocol:
-        address, loop = self._address, asyncio.get_running_loop()
+        address, loop = self.address, asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._timeout_s):
                 if address.unix_path is not None:
@@ -176,7 +176,7 @@ class RawTransport(Transport):
         return protocol
 
     async def _log_in(self, protocol: _Protocol) -> None:
-        address = self._address
+        address = self.address
         commands: list[list[Any]] = []
         if address.password is not None:
             credentials = (
