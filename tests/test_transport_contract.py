@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from service.connect import redis_from_settings
-from service.outage import OUTAGE_ERRORS, REPLY_ERRORS
+from service.outage import OUTAGE_ERRORS, REPLY_ERRORS, classify_reply_error
 from service.settings import Settings
 from service.store.raw_redis import RawTransport, ServerAddress
 from service.store.redis_py import ClientTransport
@@ -333,3 +333,15 @@ def test_writes_unconfirmed_by_replicas_are_refused_reads_are_not(wire: Wire) ->
     written, answered = _run(wire, body)
     assert isinstance(written, ReplicaAcksMissing)
     assert answered is not None
+
+
+@pytest.mark.parametrize("code", sorted(REPLY_ERRORS))
+def test_the_raw_path_classifies_every_code_as_redis_py_does(code: str) -> None:
+    """Whichever wire a reply comes by, the same refusal is the same exception: the raw
+    transport's table agrees with redis-py's parser on every code it lists."""
+    from redis._parsers.base import BaseParser
+
+    reply = f"{code} 3999 127.0.0.1:6381"  # MOVED and ASK read a slot and an address
+    ours = classify_reply_error(redis.exceptions.ResponseError(reply))
+    theirs = BaseParser.parse_error(reply)  # type: ignore[no-untyped-call]
+    assert (type(ours), str(ours)) == (type(theirs), str(theirs))

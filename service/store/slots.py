@@ -197,7 +197,7 @@ class SlotStore:
     async def delete(self, environment: str, slot_id: str) -> None:
         """Delete a slot without active bookings, with its cancelled bookings."""
 
-        async def attempt() -> bool | None:
+        async def attempt() -> list[Any] | None:
             booking_ids = await members(self._redis, keyspace.slot_bookings(slot_id))
             keys = [
                 *_view_keys(slot_id),
@@ -210,12 +210,9 @@ class SlotStore:
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
-            if reply[0] == "STALE":
-                return None
-            check(reply, self._clock())
-            return True
+            return None if reply[0] == "STALE" else reply
 
-        await until_fresh("the bookings of this slot", attempt)
+        check(await until_fresh("the bookings of this slot", attempt), self._clock())
 
     async def page(
         self,
