@@ -19,6 +19,11 @@ from SLOTLOCK_SENTINEL_PASSWORD, and TLS files and checks come from
 SLOTLOCK_REDIS_TLS_* (ConnectionOptions). A URL reaches a log or an error
 message only through `redacted_url`.
 
+Script calls take one of two wire paths (service/store/transport.py), chosen
+here from the URL by `transport_for`: redis:// and unix:// (one plain server)
+get the raw pipelined connection; TLS, Cluster, Sentinel and memory:// go
+through the redis-py client built here.
+
 Every form gets the same timeouts and no automatic retries: a retried script
 call after a broken connection could apply a change twice, so the client is
 told 503 instead and retries with its Idempotency-Key.
@@ -45,6 +50,9 @@ from service import memory_mode
 from service.redis_clients import FollowingSentinelPool, ReroutingCluster, SentinelMaster
 from service.settings import Settings, SettingsError
 from service.store.client import RedisClient
+from service.store.raw_redis import RawTransport, ServerAddress
+from service.store.redis_py import ClientTransport
+from service.store.transport import Transport
 
 logger = logging.getLogger("slotlock.redis")
 
@@ -52,6 +60,7 @@ T = TypeVar("T")
 
 MEMORY_URL = "memory://"
 SINGLE_SCHEMES = ("redis", "rediss", "unix")
+RAW_SCHEMES = ("redis", "unix")  # one plain server: the raw transport speaks to it
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 _DEFAULT_PORT = {"cluster": 6379, "sentinel": 26379}
@@ -198,6 +207,19 @@ def redis_from_settings(
     except ValueError as error:
         raise _url_error(url, str(error)) from None
     return Redis.from_pool(pool)
+
+
+def transport_for(settings: Settings, redis: RedisClient) -> Transport:
+    """How script calls reach Redis: the raw connection to the one plain server that
+    settings.redis_url names, else `redis` itself (which must be the URL's client).
+
+    Chosen from the URL alone. A client handed in without a URL (tests, embedding)
+    goes through redis-py, which serves every topology.
+    """
+    url = settings.redis_url
+    if url is not None and url.partition("://")[0].lower() in RAW_SCHEMES:
+        return RawTransport(ServerAddress.from_url(url), settings.redis_timeout_s)
+    return ClientTransport(redis)
 
 
 def redacted_url(url: str) -> str:

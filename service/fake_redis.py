@@ -10,7 +10,7 @@ that run on redis-server, tests/test_fault_redis_limits.py.)
 
 It replaces fakeredis's EVAL and its Lua `redis.call` on their class, once, for
 every fakeredis client in the process. Both names are fakeredis's own, so
-pyproject pins fakeredis's upper bound, and tests/test_fake_redis.py checks the
+pyproject pins fakeredis's upper bound, and tests/test_private_names.py checks the
 names are still there.
 """
 

@@ -68,12 +68,12 @@ class FollowingSentinelPool(SentinelConnectionPool):
 
 
 class ReroutingCluster(RedisCluster):
-    """RedisCluster whose pipelines carry script calls and survive a failover.
+    """RedisCluster whose pipelines survive a failover.
 
     redis-py marks the cluster for rediscovery when a single command cannot reach its
     node, but not when a pipeline cannot (redis-py #3130): with zero retries, a request
     made only of pipelines would keep dialling a dead primary after its replica took
-    over. And it refuses EVALSHA in cluster pipelines, which the script batcher sends.
+    over. (Script calls travel in these pipelines: service/store/redis_py.py.)
     """
 
     async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
@@ -96,7 +96,7 @@ class ReroutingCluster(RedisCluster):
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
     ) -> ClusterPipeline:
-        """A non-transactional pipeline that allows EVALSHA and rediscovers after failures."""
+        """A non-transactional pipeline that rediscovers the cluster after failures."""
         if transaction or shard_hint:
             return super().pipeline(transaction, shard_hint)
         # redis-py builds its own ClusterPipeline the same way; mypy sees an abstract base.
@@ -105,14 +105,6 @@ class ReroutingCluster(RedisCluster):
 
 class ReroutingPipeline(ClusterPipeline):
     """A non-transactional cluster pipeline; see ReroutingCluster."""
-
-    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        """Queue EVALSHA for the node that serves its keys' slot.
-
-        redis-py blocks it because a script without keys has no slot to route by; every
-        slotlock script passes its keys, all under one hash tag (keyspace.py).
-        """
-        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
 
     async def execute(
         self, raise_on_error: bool = True, allow_redirections: bool = True
@@ -131,7 +123,8 @@ class ReroutingPipeline(ClusterPipeline):
         return replies
 
     def _rediscover(self) -> None:
-        # What RedisCluster._execute_command does after a single command failed so.
+        # What RedisCluster._execute_command does after a single command failed so. A
+        # private flag: pyproject pins redis below 9, tests/test_private_names.py checks it.
         self.cluster_client._initialize = True
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from service.store.batching import BatchedScript, ScriptBatcher
-from service.store.raw_redis import RawRedis
+from service.store.transport import Transport
 
 _SHEBANG = "#!lua"
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
@@ -89,15 +89,10 @@ class Scripts:
 
     @classmethod
     def register(
-        cls,
-        redis: Any,
-        replica_acks: int = 0,
-        ack_timeout_ms: int = 1000,
-        timeout_s: float = 1.0,
+        cls, transport: Transport, replica_acks: int = 0, ack_timeout_ms: int = 1000
     ) -> Scripts:
-        """Prepare every script for `redis`, sharing one batcher (no round trip yet)."""
-        raw = RawRedis.for_client(redis, timeout_s)
-        batcher = ScriptBatcher(redis, replica_acks, ack_timeout_ms, raw)
+        """Prepare every script for `transport` (connect.transport_for), sharing one batcher."""
+        batcher = ScriptBatcher(transport, replica_acks, ack_timeout_ms)
         scripts = {}
         for name in cls.names():
             source = script_source(name)
@@ -126,7 +121,7 @@ class Scripts:
             await redis.script_load(script.script)
 
     async def aclose(self) -> None:
-        """Close what the scripts opened of their own (the batcher's raw connection)."""
+        """Close what the scripts opened of their own (the transport's raw connection)."""
         await self.read_slot.batcher.aclose()
 
     async def loaded(self, redis: Any) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from service.auth import Authenticator
 from service.clock import Clock
+from service.connect import transport_for
 from service.event_hub import EventHub
 from service.event_log import EventLog
 from service.keyfile import import_key_file
@@ -57,7 +58,7 @@ class Services:
         # WAIT must answer before the socket times out, or a slow replica reads as an outage.
         ack_timeout_ms = int(settings.redis_timeout_s * 800)
         scripts = Scripts.register(
-            redis, settings.replica_acks, ack_timeout_ms, timeout_s=settings.redis_timeout_s
+            transport_for(settings, redis), settings.replica_acks, ack_timeout_ms
         )
         keys = KeyStore(redis, clock)
         bookings = BookingStore(redis, scripts, clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,18 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def api(redis_client: RedisClient, settings: Settings) -> Iterator[Api]:
-    """The app in-process with a secret and a public key of environment `test`."""
+def api(
+    request: pytest.FixtureRequest, redis_client: RedisClient, settings: Settings
+) -> Iterator[Api]:
+    """The app in-process with a secret and a public key of environment `test`.
+
+    On the real server, settings name its URL, so script calls take the raw transport
+    as in production (connect.transport_for); fakeredis takes redis-py's.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("redis_client") == "redis-server":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        settings = dataclasses.replace(settings, redis_url=server.url)
     app = create_app(settings, redis_client)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None

@@ -19,9 +19,17 @@ from redis.asyncio.connection import SSLConnection
 from starlette.testclient import TestClient
 
 from service.app import create_app
-from service.connect import ConnectionOptions, NodesUrl, redacted_url, redis_from_settings
+from service.connect import (
+    ConnectionOptions,
+    NodesUrl,
+    redacted_url,
+    redis_from_settings,
+    transport_for,
+)
 from service.redis_clients import FollowingSentinelPool, ReroutingCluster, SentinelMaster
 from service.settings import Settings, SettingsError
+from service.store.raw_redis import RawTransport, ServerAddress
+from service.store.redis_py import ClientTransport
 from tests.api import error_of
 from tests.redis_servers import free_port
 from tests.topologies import Server
@@ -349,3 +357,44 @@ def test_replica_acks_are_refused_on_cluster() -> None:
     settings = Settings(redis_url="redis+cluster://127.0.0.1:7000", replica_acks=1)
     with pytest.raises(SettingsError, match="SLOTLOCK_REPLICA_ACKS"):
         redis_from_settings(settings, ConnectionOptions())
+
+
+@pytest.mark.parametrize(
+    ("url", "raw_address"),
+    [
+        (
+            "redis://app:s3cr3t@cache:6380/2",
+            ServerAddress(host="cache", port=6380, username="app", password="s3cr3t", db=2),
+        ),
+        ("redis://cache", ServerAddress(host="cache", port=6379)),
+        (
+            "unix://:s3cr3t@/run/redis.sock?db=1",
+            ServerAddress(unix_path="/run/redis.sock", password="s3cr3t", db=1),
+        ),
+        ("rediss://cache:6380", None),
+        ("redis+cluster://h1:7000,h2:7001", None),
+        ("redis+sentinel://s1:26379/mymaster", None),
+        ("memory://", None),
+    ],
+)
+def test_the_url_alone_chooses_how_script_calls_travel(
+    url: str, raw_address: ServerAddress | None
+) -> None:
+    """One plain server gets the raw connection, with the URL's address and login; TLS,
+    Cluster, Sentinel and memory:// go through their redis-py client."""
+    settings = Settings(redis_url=url, redis_timeout_s=1.5)
+    client = redis_from_settings(settings, NO_OPTIONS)
+    transport = transport_for(settings, client)
+    if raw_address is None:
+        assert type(transport) is ClientTransport
+    else:
+        assert isinstance(transport, RawTransport)
+        assert transport.address == raw_address
+    close(client)
+
+
+def test_a_client_handed_in_without_a_url_takes_redis_py() -> None:
+    """An app built on a client of its caller's (tests, embedding) sends scripts through it."""
+    client = Redis(port=free_port())
+    assert type(transport_for(Settings(), client)) is ClientTransport
+    close(client)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -179,23 +178,6 @@ def test_an_origin_not_listed_gets_no_allow_origin(listed_api: Api) -> None:
     refused = preflight(listed_api, "/slots", origin=STRANGER)
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers
-
-
-# --- what service.cors takes from Starlette; these fail loudly if Starlette moves ---
-
-
-def test_starlette_still_has_what_cors_calls() -> None:
-    """CORSMiddleware's preflight_response and send keep the parameters service.cors passes."""
-    assert list(inspect.signature(CORSMiddleware.preflight_response).parameters) == [
-        "self",
-        "request_headers",
-    ]
-    assert list(inspect.signature(CORSMiddleware.send).parameters) == [
-        "self",
-        "message",
-        "send",
-        "request_headers",
-    ]
 
 
 async def _app(scope: Scope, receive: Receive, send: Send) -> None:

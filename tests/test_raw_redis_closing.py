@@ -10,7 +10,7 @@ import pytest
 import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.store.raw_redis import RawRedis, ServerAddress, pack
+from service.store.raw_redis import RawTransport, ServerAddress, pack
 from tests.redis_servers import RedisServer
 
 
@@ -23,8 +23,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 
 async def _aborted_then_sent(port: int) -> tuple[BaseException | None, list[object]]:
-    raw = RawRedis(ServerAddress(port=port), timeout_s=2.0)
-    assert await raw.execute([pack(("PING",))]) == ["PONG"]
+    raw = RawTransport(ServerAddress(port=port), timeout_s=2.0)
+    assert await raw.pipeline([("PING",)]) == ["PONG"]
     protocol = await raw._connected()
     assert protocol.transport is not None
     # Aborted (as a timeout or a killed Redis does), but connection_lost not yet run.
@@ -34,7 +34,7 @@ async def _aborted_then_sent(port: int) -> tuple[BaseException | None, list[obje
         protocol.send(pack(("PING",)), 1)
     except Exception as error:
         failure = error
-    replies = await raw.execute([pack(("PING",))])
+    replies = await raw.pipeline([("PING",)])
     await raw.aclose()
     return failure, replies
 

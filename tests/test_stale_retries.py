@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from service.errors import StoreUnavailable
 from service.scripts import Scripts
-from service.store.refusals import STALE_RETRIES
+from service.store.refusals import STALE_RETRIES, until_fresh
 from tests.api import Api, error_of
 
 
@@ -50,6 +53,11 @@ CASES: dict[str, tuple[str, str, Request]] = {
         "slots",
         "create_slots",
         lambda api, r, s: ("POST", "/slots", {**_later_slot(r["id"])}),
+    ),
+    "update slot": (
+        "slots",
+        "update_slot",
+        lambda api, r, s: ("PATCH", f"/slots/{s['id']}", {"capacity": 2}),
     ),
     "reschedule booking": (
         "bookings",
@@ -96,3 +104,24 @@ def test_running_out_of_stale_retries_is_503_with_retry_after(api: Api, case: st
     assert stale.calls == STALE_RETRIES
     store._scripts = scripts
     assert api.call("GET", f"/slots/{slot['id']}").status_code == 200  # nothing was applied
+
+
+def test_a_loop_that_settles_answers_without_503_and_pauses_only_between_tries() -> None:
+    """A request whose data stopped changing on the third read succeeds; the pause spaces
+    the reads, and none is spent after the last STALE of a loop that runs out."""
+    answers = [None, None, "settled"]
+
+    async def attempt() -> str | None:
+        return answers.pop(0)
+
+    started = time.monotonic()
+    assert asyncio.run(until_fresh("the test", attempt, pause_s=0.01)) == "settled"
+    assert time.monotonic() - started >= 0.02
+
+    async def never() -> str | None:
+        return None
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="the test kept changing"):
+        asyncio.run(until_fresh("the test", never, pause_s=0.01))
+    assert time.monotonic() - started < 0.01 * STALE_RETRIES

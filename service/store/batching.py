@@ -9,9 +9,8 @@ Redis time (see the README's Performance section).
 Order and atomicity are unchanged: each script is still atomic on its own, and
 calls of one batch run in the order they were made.
 
-With `replica_acks` = N > 0, a batch that wrote ends with `WAIT N timeout` on
-the same connection: its writers are answered only once N replicas hold their
-writes, and get 503 E103 (ReplicaAcksMissing) when they do not in time.
+How a batch reaches Redis (and its NOSCRIPT fallback, and the WAIT for replicas
+with `replica_acks` = N > 0) is the transport's (service/store/transport.py).
 """
 
 from __future__ import annotations
@@ -20,13 +19,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-
 from service import operation
-from service.redis_clients import closed_under
-from service.store.client import RedisClient
-from service.store.raw_redis import RawRedis, pack
+from service.store.transport import Transport
 
 # Redis answers a batch only once it has run all of it, and a lock script costs it some
 # 20 us. Batches of at most 8 come back within about 0.2 ms, and 4 on the wire keep Redis
@@ -43,17 +37,9 @@ MAX_BATCH = 8
 BACKLOG_AFTER_S = 0.005
 
 
-class ReplicaAcksMissing(RedisConnectionError):
-    """Fewer replicas than SLOTLOCK_REPLICA_ACKS confirmed a write in time.
-
-    The write was applied on the primary and may or may not survive a failover,
-    so the client is told 503 E103 and should retry with its Idempotency-Key.
-    """
-
-
 @dataclass(slots=True)
 class _Call:
-    script: Any  # redis-py's AsyncScript: .sha and .script
+    script: BatchedScript
     keys: list[Any]
     args: list[Any]
     done: asyncio.Future[Any] = field(
@@ -66,14 +52,9 @@ class ScriptBatcher:
     """Queues EVALSHA calls and sends them in small pipelines, a few at a time."""
 
     def __init__(
-        self,
-        redis: RedisClient,
-        replica_acks: int = 0,
-        ack_timeout_ms: int = 1000,
-        raw: RawRedis | None = None,
+        self, transport: Transport, replica_acks: int = 0, ack_timeout_ms: int = 1000
     ) -> None:
-        self._redis = redis
-        self._raw = raw  # a faster road to a plain single server, when there is one
+        self._transport = transport
         self._replica_acks = replica_acks
         self._ack_timeout_ms = ack_timeout_ms
         self._queue: list[_Call] = []
@@ -100,16 +81,9 @@ class ScriptBatcher:
 
     async def _send(self, batch: list[_Call]) -> None:
         try:
-            replies = await self._execute(batch)
-            missing = [
-                call for call, reply in zip(batch, replies, strict=True) if _no_script(reply)
-            ]
-            if missing:
-                # A restarted or promoted Redis lost its scripts: NOSCRIPT means the
-                # call did not run, so loading and sending it again is safe.
-                for script in {id(call.script): call.script for call in missing}.values():
-                    await self._redis.script_load(script.script)
-                replies = _merge(batch, replies, missing, await self._execute(missing))
+            replies = await self._transport.run_scripts(
+                batch, self._replica_acks, self._ack_timeout_ms
+            )
             for call, reply in zip(batch, replies, strict=True):
                 _settle(call, reply)
         except BaseException as error:
@@ -123,46 +97,8 @@ class ScriptBatcher:
             self._maybe_send()
 
     async def aclose(self) -> None:
-        """Close the raw connection, if any (redis-py's pool belongs to its client)."""
-        if self._raw is not None:
-            await self._raw.aclose()
-
-    async def _execute(self, batch: list[_Call]) -> list[Any]:
-        wait = self._replica_acks > 0 and any(call.script.writes for call in batch)
-        wait_command = ("WAIT", self._replica_acks, self._ack_timeout_ms) if wait else None
-        if self._raw is not None:
-            commands = [
-                pack(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
-                for call in batch
-            ]
-            if wait_command is not None:
-                commands.append(pack(wait_command))
-            replies = await self._raw.execute(commands)
-        else:
-            replies = await self._through_redis_py(batch, wait_command)
-        if wait:
-            acks = replies.pop()
-            if not isinstance(acks, int) or acks < self._replica_acks:
-                missing = ReplicaAcksMissing(f"{acks} of {self._replica_acks} replicas confirmed")
-                replies = [
-                    missing if call.script.writes and not isinstance(reply, Exception) else reply
-                    for call, reply in zip(batch, replies, strict=True)
-                ]
-        return replies
-
-    async def _through_redis_py(
-        self, batch: list[_Call], wait_command: tuple[Any, ...] | None
-    ) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for call in batch:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-        if wait_command is not None:
-            pipe.execute_command(*wait_command)
-        try:
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except RuntimeError as error:
-            raise closed_under(error) from error  # written to a connection just closed
-        return replies
+        """Close the transport's own connection, if it has one."""
+        await self._transport.aclose()
 
 
 class BatchedScript:
@@ -178,17 +114,6 @@ class BatchedScript:
         """EVALSHA with these KEYS and ARGV, in the next batch."""
         operation.reached()  # from here on, its Idempotency-Key keeps the answer
         return await self.batcher.call(self, keys, args)
-
-
-def _no_script(reply: Any) -> bool:
-    return isinstance(reply, NoScriptError)
-
-
-def _merge(
-    batch: list[_Call], replies: list[Any], retried: list[_Call], again: list[Any]
-) -> list[Any]:
-    second = {id(call): reply for call, reply in zip(retried, again, strict=True)}
-    return [second.get(id(call), reply) for call, reply in zip(batch, replies, strict=True)]
 
 
 def _settle(call: _Call, reply: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from service.records import BookingRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
 from service.store.client import RedisClient
 from service.store.listing import merged_page
-from service.store.refusals import check, stale_attempts
+from service.store.refusals import check, until_fresh
 
 # The hash's values are all strings: strict=False reads "1764..." as an int.
 _booking_json = msgspec.json.Decoder(BookingRecord, strict=False)
@@ -200,13 +199,15 @@ class BookingStore:
         A booking is addressed through the slot it was found on, and a reschedule may
         move it between the look-up and the script; the script then answers STALE.
         """
-        for _ in stale_attempts("the booking"):
+
+        async def once() -> tuple[BookingRecord, list[Any]] | None:
             found = await self.get(environment, booking_id)
             reply = await attempt(found)
-            if reply[0] != "STALE":
-                return found, check(reply, self._clock())
-            await asyncio.sleep(STALE_PAUSE_S)
-        raise AssertionError("unreachable: stale_attempts raises when it runs out")
+            if reply[0] == "STALE":
+                return None
+            return found, check(reply, self._clock())
+
+        return await until_fresh("the booking", once, STALE_PAUSE_S)
 
     async def move_within_resource(
         self, environment: str, found: BookingRecord, target_slot_id: str, holder: str

@@ -1,11 +1,12 @@
-"""A pipelined asyncio connection with a hiredis parser, for script batches only.
+"""The raw transport: one pipelined asyncio connection with a hiredis parser.
 
 redis-py's asyncio client spends 40-60 us of CPU on every call (connection
 checkout, command packing, response reading through streams); on one worker
 that was more than the rest of a lock request together. Script batches need
 far less: write a few EVALSHA commands, read as many replies. This connection
-does only that, for a single server reached by `redis://` or `unix://`; every
-other form (TLS, Sentinel, Cluster, fakeredis) keeps redis-py's pipeline.
+does only that, for a single server reached by `redis://` or `unix://`
+(service/connect.py chooses it from REDIS_URL); every other form (TLS, Sentinel,
+Cluster, fakeredis) goes through redis-py (service/store/redis_py.py).
 
 Batches are written as soon as they are handed over and answered in order, so
 several can be on the wire at once. Failures keep redis-py's meaning, so the
@@ -18,17 +19,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import hiredis
-from redis.asyncio import Redis
-from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.outage import classify_reply_error
+from service.store.transport import Command, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +41,21 @@ class ServerAddress:
     port: int = 6379
     unix_path: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     db: int = 0
+
+    @classmethod
+    def from_url(cls, url: str) -> ServerAddress:
+        """The server a redis:// or unix:// URL names, read as redis-py's client reads it."""
+        found = parse_url(url)
+        return cls(
+            host=str(found.get("host") or "127.0.0.1"),
+            port=int(found.get("port") or 6379),
+            unix_path=found.get("path"),
+            username=found.get("username"),
+            password=found.get("password"),
+            db=int(found.get("db") or 0),
+        )
 
 
 class _Batch:
@@ -107,19 +122,19 @@ class _Protocol(asyncio.Protocol):
         return done
 
 
-class RawRedis:
+class RawTransport(Transport):
     """Sends batches of commands over one pipelined connection."""
 
     def __init__(self, address: ServerAddress, timeout_s: float) -> None:
-        self._address = address
+        self.address = address
         self._timeout_s = timeout_s
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock = asyncio.Lock()
 
-    async def execute(self, commands: list[bytes]) -> list[Any]:
-        """Replies to `commands` (each packed RESP), in order; error replies are returned."""
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Replies to `commands`, written at once and answered in order; errors in place."""
         protocol = await self._connected()
-        done = protocol.send(b"".join(commands), len(commands))
+        done = protocol.send(b"".join([pack(command) for command in commands]), len(commands))
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await done
@@ -127,27 +142,9 @@ class RawRedis:
             self._drop(protocol)
             raise RedisTimeoutError("Redis did not answer in time") from None
 
-    @classmethod
-    def for_client(cls, redis: object, timeout_s: float) -> RawRedis | None:
-        """A raw road to the server `redis` talks to, if it is one plain server.
-
-        TLS, Sentinel (whose master moves), Cluster and fakeredis keep redis-py.
-        """
-        if not isinstance(redis, Redis):
-            return None
-        pool = redis.connection_pool
-        if pool.connection_class not in (Connection, UnixDomainSocketConnection):
-            return None
-        kwargs = pool.connection_kwargs
-        address = ServerAddress(
-            host=str(kwargs.get("host") or "127.0.0.1"),
-            port=int(kwargs.get("port") or 6379),
-            unix_path=kwargs.get("path"),
-            username=kwargs.get("username"),
-            password=kwargs.get("password"),
-            db=int(kwargs.get("db") or 0),
-        )
-        return cls(address, timeout_s)
+    async def load_script(self, source: str) -> None:
+        """SCRIPT LOAD on this connection's server."""
+        await self.execute("SCRIPT", "LOAD", source)
 
     async def aclose(self) -> None:
         """Close the connection; the next batch would open a new one."""
@@ -164,7 +161,7 @@ class RawRedis:
             return self._protocol
 
     async def _connect(self) -> _Protocol:
-        address, loop = self._address, asyncio.get_running_loop()
+        address, loop = self.address, asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._timeout_s):
                 if address.unix_path is not None:
@@ -179,7 +176,7 @@ class RawRedis:
         return protocol
 
     async def _log_in(self, protocol: _Protocol) -> None:
-        address = self._address
+        address = self.address
         commands: list[list[Any]] = []
         if address.password is not None:
             credentials = (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from service.clock import format_instant
 from service.errors import (
@@ -20,6 +21,8 @@ from service.errors import (
 # A script answers STALE when what the store read before calling it changed meanwhile
 # (a slot added, a booking moved): the store reads again and calls it again.
 STALE_RETRIES = 8
+
+T = TypeVar("T")
 
 Refusal = Callable[[list[Any], int], ApiError]
 
@@ -109,11 +112,20 @@ def check(reply: list[Any], now_ms: int) -> list[Any]:
     raise refusal(reply, now_ms)
 
 
-def stale_attempts(what: str) -> Iterator[int]:
-    """Attempt numbers for a read-then-script loop; past the last, 503 E103 naming `what`.
+async def until_fresh(
+    what: str, attempt: Callable[[], Awaitable[T | None]], pause_s: float = 0.0
+) -> T:
+    """Run `attempt` (read, then call a script) until it answers; None means its script
+    answered STALE, so it reads again, after `pause_s`.
 
-    Running out is contention, not a bad request: the client is told to retry, like
-    any other time Redis cannot take the request now.
+    Past STALE_RETRIES tries, 503 E103 naming `what`: running out is contention, not a
+    bad request, and the client is told to retry like any other time Redis cannot take
+    the request now.
     """
-    yield from range(STALE_RETRIES)
+    for tries in range(1, STALE_RETRIES + 1):
+        found = await attempt()
+        if found is not None:
+            return found
+        if pause_s and tries < STALE_RETRIES:
+            await asyncio.sleep(pause_s)
     raise StoreUnavailable(f"{what} kept changing during the request; retry", retry_after_s=1)

@@ -20,7 +20,6 @@ possible while the reservation stands), and never counted twice once healed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from typing import Any
@@ -35,7 +34,7 @@ from service.records import BookingRecord, from_flat, to_flat
 from service.scripts import Scripts
 from service.store.bookings import STALE_PAUSE_S, BookingStore
 from service.store.client import RedisClient
-from service.store.refusals import check, stale_attempts
+from service.store.refusals import check, until_fresh
 
 logger = logging.getLogger("slotlock.reschedule")
 
@@ -79,7 +78,8 @@ class Rescheduler:
         """Move the booking to `target_slot_id`, all or nothing."""
         if canonical_id(target_slot_id) != target_slot_id:
             raise SlotNotFound("slot not found")
-        for _ in stale_attempts("the booking"):
+
+        async def attempt() -> BookingRecord | None:
             found = await self._bookings.get(environment, booking_id)
             if found.slot_id == target_slot_id:
                 return found
@@ -89,10 +89,11 @@ class Rescheduler:
                 )
             else:
                 reply = await self._move_across(environment, found, target_slot_id, holder)
-            if reply[0] != "STALE":
-                return from_flat(check(reply, self._clock())[1], BookingRecord)
-            await asyncio.sleep(STALE_PAUSE_S)
-        raise AssertionError("unreachable: stale_attempts raises when it runs out")
+            if reply[0] == "STALE":
+                return None
+            return from_flat(check(reply, self._clock())[1], BookingRecord)
+
+        return await until_fresh("the booking", attempt, STALE_PAUSE_S)
 
     async def _move_across(
         self, environment: str, found: BookingRecord, target_slot_id: str, holder: str

@@ -13,7 +13,7 @@ from service.ids import canonical_id, new_resource_id
 from service.records import ResourceRecord, from_flat, from_hash, to_flat
 from service.scripts import Scripts
 from service.store.client import RedisClient, members
-from service.store.refusals import check, stale_attempts
+from service.store.refusals import check, until_fresh
 from service.store.resource_index import ResourceIndex
 
 _TAG_ATTEMPTS = 16
@@ -89,13 +89,13 @@ class ResourceStore:
         """Delete the resource with every slot, lock and booking it owns."""
         await self.get(environment, resource_id)  # no mark for what is not there (404)
         mark_ms = await self.index.mark(environment, resource_id)
-        for _ in stale_attempts("the slots of this resource"):
+
+        async def attempt() -> list[Any] | None:
             reply = await self._delete_once(environment, resource_id)
-            if reply[0] != "STALE":
-                check(reply, self._clock())
-                await self.index.drop(environment, resource_id, mark_ms)
-                return
-        raise AssertionError("unreachable: stale_attempts raises when it runs out")
+            return None if reply[0] == "STALE" else reply
+
+        check(await until_fresh("the slots of this resource", attempt), self._clock())
+        await self.index.drop(environment, resource_id, mark_ms)
 
     async def _delete_once(self, environment: str, resource_id: str) -> list[Any]:
         slot_ids = await members(self._redis, keyspace.resource_slots(resource_id))

@@ -14,7 +14,7 @@ from service.scripts import Scripts
 from service.store.bands import band_bounds, band_score, sort_key_of
 from service.store.client import RedisClient, members
 from service.store.listing import merged_page
-from service.store.refusals import check, stale_attempts
+from service.store.refusals import check, until_fresh
 from service.views import SlotView
 
 
@@ -96,7 +96,8 @@ class SlotStore:
         now_ms = self._clock()
         records = [_new_record(environment, resource_id, draft, now_ms) for draft in drafts]
         field_count = len(to_flat(records[0]))
-        for _ in stale_attempts("the slots of this resource"):
+
+        async def attempt() -> list[SlotView] | None:
             neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
             keys = [
                 keyspace.resource(resource_id),
@@ -108,14 +109,16 @@ class SlotStore:
                 keys += [keyspace.slot(record.id), keyspace.slot(neighbour or record.id)]
                 args += [record.id, record.start_ms, record.end_ms, neighbour, *to_flat(record)]
             reply = await self._scripts.create_slots(keys, args)
-            if reply[0] != "STALE":
-                check(reply, now_ms)
-                _, status, disabled_before_s, timezone = reply
-                return [
-                    SlotView(record, 0, status == "published", int(disabled_before_s), timezone)
-                    for record in records
-                ]
-        raise AssertionError("unreachable: stale_attempts raises when it runs out")
+            if reply[0] == "STALE":
+                return None
+            check(reply, now_ms)
+            _, status, disabled_before_s, timezone = reply
+            return [
+                SlotView(record, 0, status == "published", int(disabled_before_s), timezone)
+                for record in records
+            ]
+
+        return await until_fresh("the slots of this resource", attempt)
 
     async def _neighbours(self, resource_id: str, ends: list[tuple[int, str]]) -> list[str]:
         """For each (end_ms, id to skip): the slot starting last before end_ms, or "".
@@ -146,7 +149,8 @@ class SlotStore:
     async def update(self, environment: str, slot_id: str, changes: SlotChanges) -> SlotView:
         """Apply a PATCH in one script: range, overlap and capacity checked there."""
         view_keys = _view_keys(slot_id)
-        for _ in stale_attempts("the slots of this resource"):
+
+        async def attempt() -> SlotView | None:
             end_ms = changes.end_ms
             if end_ms is None:
                 end_ms = int(await self._redis.hget(keyspace.slot(slot_id), "end_ms") or 0)
@@ -171,9 +175,11 @@ class SlotStore:
                 neighbour,
             ]
             reply = await self._scripts.update_slot(keys, args)
-            if reply[0] != "STALE":
-                return SlotView.from_script(check(reply, now_ms)[1])
-        raise AssertionError("unreachable: stale_attempts raises when it runs out")
+            if reply[0] == "STALE":
+                return None
+            return SlotView.from_script(check(reply, now_ms)[1])
+
+        return await until_fresh("the slots of this resource", attempt)
 
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
@@ -190,7 +196,8 @@ class SlotStore:
 
     async def delete(self, environment: str, slot_id: str) -> None:
         """Delete a slot without active bookings, with its cancelled bookings."""
-        for _ in stale_attempts("the bookings of this slot"):
+
+        async def attempt() -> list[Any] | None:
             booking_ids = await members(self._redis, keyspace.slot_bookings(slot_id))
             keys = [
                 *_view_keys(slot_id),
@@ -202,10 +209,9 @@ class SlotStore:
                 *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
             ]
             reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
-            if reply[0] != "STALE":
-                check(reply, self._clock())
-                return
-        raise AssertionError("unreachable: stale_attempts raises when it runs out")
+            return None if reply[0] == "STALE" else reply
+
+        check(await until_fresh("the bookings of this slot", attempt), self._clock())
 
     async def page(
         self,
