@@ -38,6 +38,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="INFO", help="the service's (INFO: default)"
     )
+    parser.add_argument(
+        "--workload",
+        choices=("lock", "read", "book", "all"),
+        default="all",
+        help="what the load sends: lock/unlock, GET /slots/:id, POST /bookings, or all three "
+        "(default; each its own three phases)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep-files", action="store_true", help="keep the logs directory")
     parser.add_argument(
@@ -45,8 +52,8 @@ def register(commands: Any) -> None:
         type=at_least(2, int),
         default=None,
         metavar="N",
-        help="instead: count each server's instructions per request over N lock/unlock "
-        "requests under valgrind's callgrind (steady where requests/s are noisy)",
+        help="instead: count each server's instructions per request over N requests of each "
+        "workload under valgrind's callgrind (steady where requests/s are noisy)",
     )
     parser.add_argument(
         "--scale",
@@ -91,6 +98,7 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
 
         return run_streams(StreamBenchOptions(arguments.streams, arguments.duration))
     from service.bench.runner import BenchOptions, run_command
+    from service.bench.workloads import chosen
 
     return run_command(
         BenchOptions(
@@ -104,6 +112,7 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
             log_level=arguments.log_level,
             json_path=arguments.json,
             keep_files=arguments.keep_files,
+            workloads=chosen(arguments.workload),
         )
     )
 
@@ -117,6 +126,7 @@ def count_instructions(arguments: argparse.Namespace) -> int:
         write_json,
     )
     from service.bench.processes import BenchError
+    from service.bench.workloads import chosen
 
     options = InstructionOptions(
         requests=arguments.instructions,
@@ -125,6 +135,7 @@ def count_instructions(arguments: argparse.Namespace) -> int:
         slots=arguments.slots,
         server_core=arguments.server_core,
         load_core=arguments.load_core,
+        workloads=chosen(arguments.workload),
     )
     try:
         counts = run_instructions(options)
