@@ -48,7 +48,7 @@ NAIVE = "service.bench.anchors:naive_app"
 class BenchOptions:
     """Every knob of `slotlock bench`."""
 
-    duration_s: float = 10.0
+    duration_s: float = 8.0  # nine phases (three workloads) in about two minutes
     warmup_s: float = 2.0
     connections: int = 50
     slots: int = 1000
