@@ -76,7 +76,8 @@ def run_command(options: BenchOptions) -> int:
 
 
 def run_bench(options: BenchOptions) -> BenchReport:
-    """Measure the three phases on one machine; the files stay behind only on failure."""
+    """Measure each workload's three phases on one machine; the files stay behind only on
+    failure."""
     directory = Path(tempfile.mkdtemp(prefix="slotlock-bench-"))
     started_at = iso(time.time())
     try:
