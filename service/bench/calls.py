@@ -3,8 +3,8 @@
 Segments, each over the same calibration slots with one lock_key per slot:
 `lock` (lock every slot), `unlock` (release them), `hold` (a partial hold of one
 place on every slot), `release` (unlock those), `relock` (lock again, not
-reported), `book` (book every slot with its key). The API key is used once
-before the first segment, so its cached lookup is warm.
+reported), `book` (book every slot with its key), `read` (GET every slot). The
+API key is used once before the first segment, so its cached lookup is warm.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import redis
 
 from service.bench.processes import BenchError
 from service.bench.redis_probe import MonitorCapture, segment_calls
+from service.bench.workloads import read
 from service.loadtest.client import ApiClient, Reply
 from service.loadtest.fixture import iso
 from service.loadtest.runner import run_async
 from service.loadtest.transport import open_transport
 
-REPORTED = ("lock", "unlock", "hold", "release", "book")
+REPORTED = ("lock", "unlock", "hold", "release", "book", "read")
 TIMEOUT_S = 10.0
 
 Call = Callable[[str, str], Awaitable[Reply]]
@@ -73,6 +74,7 @@ async def _segments(url: str, token: str, slot_ids: list[str], mark: Callable[[s
             ("release", api.unlock),
             ("relock", lambda slot_id, key: api.lock(slot_id, key, until)),
             ("book", api.book),
+            ("read", lambda slot_id, key: read(api, slot_id)),
         ]
         for segment, call in segments:
             mark(segment)

@@ -11,6 +11,8 @@ from service.loadtest.command import at_least
 from service.loadtest.transport import CLIENTS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAIN_DURATION_S = 8.0
+OTHER_DURATION_S = 10.0
 
 
 def register(commands: Any) -> None:
@@ -19,11 +21,16 @@ def register(commands: Any) -> None:
         "bench",
         help="measure slotlock against a bare and a naive anchor on this machine",
         description="Start a redis-server, a bare Starlette app, a naive one-EVALSHA app and "
-        "`slotlock serve` (one worker pinned to one core), load each from the other core, "
+        "`slotlock serve` (one worker pinned to one core), load each from the other core with "
+        "each workload (lock/unlock, GET /slots/:id, POST /bookings), "
         "and print requests/s, latency, Redis calls and memory per slot, RSS and targets.",
     )
     parser.add_argument(
-        "--duration", type=at_least(1.0, float), default=10.0, help="measured seconds per phase"
+        "--duration",
+        type=at_least(1.0, float),
+        default=None,
+        help=f"measured seconds per phase (default {MAIN_DURATION_S:g}: all three workloads, "
+        f"nine phases, take about two minutes; --scale and --streams: {OTHER_DURATION_S:g})",
     )
     parser.add_argument(
         "--warmup", type=at_least(0.0, float), default=2.0, help="unmeasured seconds first"
@@ -38,6 +45,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="INFO", help="the service's (INFO: default)"
     )
+    parser.add_argument(
+        "--workload",
+        choices=("lock", "read", "book", "all"),
+        default="all",
+        help="what the load sends: lock/unlock, GET /slots/:id, POST /bookings, or all three "
+        "(default; each its own three phases)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep-files", action="store_true", help="keep the logs directory")
     parser.add_argument(
@@ -45,8 +59,8 @@ def register(commands: Any) -> None:
         type=at_least(2, int),
         default=None,
         metavar="N",
-        help="instead: count each server's instructions per request over N lock/unlock "
-        "requests under valgrind's callgrind (steady where requests/s are noisy)",
+        help="instead: count each server's instructions per request over N requests of each "
+        "workload under valgrind's callgrind (steady where requests/s are noisy)",
     )
     parser.add_argument(
         "--scale",
@@ -78,7 +92,7 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
 
         options = ScaleOptions(
             samples=arguments.scale_samples,
-            duration_s=arguments.duration,
+            duration_s=_duration_s(arguments, OTHER_DURATION_S),
             warmup_s=arguments.warmup,
             connections=arguments.connections,
             server_core=arguments.server_core,
@@ -89,12 +103,15 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
         from service.bench.streams import StreamBenchOptions
         from service.bench.streams import run_command as run_streams
 
-        return run_streams(StreamBenchOptions(arguments.streams, arguments.duration))
+        return run_streams(
+            StreamBenchOptions(arguments.streams, _duration_s(arguments, OTHER_DURATION_S))
+        )
     from service.bench.runner import BenchOptions, run_command
+    from service.bench.workloads import chosen
 
     return run_command(
         BenchOptions(
-            duration_s=arguments.duration,
+            duration_s=_duration_s(arguments, MAIN_DURATION_S),
             warmup_s=arguments.warmup,
             connections=arguments.connections,
             slots=arguments.slots,
@@ -104,8 +121,14 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
             log_level=arguments.log_level,
             json_path=arguments.json,
             keep_files=arguments.keep_files,
+            workloads=chosen(arguments.workload),
         )
     )
+
+
+def _duration_s(arguments: argparse.Namespace, default_s: float) -> float:
+    """--duration, or this mode's default."""
+    return default_s if arguments.duration is None else float(arguments.duration)
 
 
 def count_instructions(arguments: argparse.Namespace) -> int:
@@ -117,6 +140,7 @@ def count_instructions(arguments: argparse.Namespace) -> int:
         write_json,
     )
     from service.bench.processes import BenchError
+    from service.bench.workloads import chosen
 
     options = InstructionOptions(
         requests=arguments.instructions,
@@ -125,6 +149,7 @@ def count_instructions(arguments: argparse.Namespace) -> int:
         slots=arguments.slots,
         server_core=arguments.server_core,
         load_core=arguments.load_core,
+        workloads=chosen(arguments.workload),
     )
     try:
         counts = run_instructions(options)

@@ -1,9 +1,10 @@
 """The bench's load generator, a process of its own: `python -m service.bench.generator`.
 
-N connections each lock and unlock their own share of the slots in turn (the
-hot-lock scenario, nothing observed) for a warm-up and then a measured
-duration. It prints `measuring` when the measured window opens and, at the
-end, one JSON object: the summary of that window and the CPU it used.
+N connections each send one workload's requests (workloads.py) over their own
+share of the slots in turn (lock: the hot-lock scenario, nothing observed) for
+a warm-up and then a measured duration. It prints `measuring` when the
+measured window opens and, at the end, one JSON object: the summary of that
+window and the CPU it used.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from service.bench.workloads import SINGLE_REQUESTS, WORKLOADS, single_request_user
 from service.loadtest.client import ApiClient
 from service.loadtest.fixture import Schedule
 from service.loadtest.runner import run_async, wait_bounded
@@ -48,7 +51,7 @@ async def generate(arguments: argparse.Namespace, slot_ids: list[str]) -> dict[s
     run = Run(api, schedule, Behaviour(), deadline_s, observations=None)
     count = arguments.connections
     users = [
-        asyncio.create_task(hot_lock_user(run, random.Random(n), slot_ids[n::count]))
+        asyncio.create_task(_user(arguments.workload, run, n, slot_ids[n::count]))
         for n in range(count)
     ]
     try:
@@ -63,6 +66,12 @@ async def generate(arguments: argparse.Namespace, slot_ids: list[str]) -> dict[s
     return {"elapsed_s": elapsed_s, "cpu_s": _cpu_s() - cpu_before_s, "total": total}
 
 
+def _user(workload: str, run: Run, number: int, slot_ids: list[str]) -> Coroutine[Any, Any, None]:
+    if workload == "lock":
+        return hot_lock_user(run, random.Random(number), slot_ids)
+    return single_request_user(run, SINGLE_REQUESTS[workload], slot_ids)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run, print the JSON summary (the key comes from BENCH_TOKEN)."""
     parser = argparse.ArgumentParser(prog="python -m service.bench.generator")
@@ -72,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--client", choices=CLIENTS, default="raw")
+    parser.add_argument("--workload", choices=WORKLOADS, default="lock")
     arguments = parser.parse_args(argv)
     slot_ids = json.loads(arguments.slot_ids.read_text())
     summary = run_async(generate(arguments, slot_ids))

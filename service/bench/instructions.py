@@ -14,7 +14,9 @@ count: the first counted window of a process costs some 10% more whichever
 kind it counts (valgrind translates the code afresh when counting starts, so
 that window runs longer and more of the service's timed background work falls
 into it), and the first count stays as it always was, comparable with earlier
-runs.
+runs. Then every server is counted, in the same process, over N GET /slots/:id
+and over N POST /bookings (workloads.py); each of these counts comes after
+the lock counts, so slotlock's and the anchors' are alike in that.
 
 What it counts: the server process's user-space instructions (the interpreter,
 C extensions, libc). What it leaves out: the kernel's work, system calls and
@@ -24,46 +26,37 @@ request costs most; so these ratios are not requests/s ratios.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+import redis
 
+from service.bench.anchor_stores import seed_slots
+from service.bench.callgrind import Counted, CountedLoad, InstructionCount, available
 from service.bench.processes import (
     BenchError,
-    Child,
     can_pin,
     clean_environment,
     free_port,
-    pinned,
-    port_open,
-    ready,
     redis_server,
     slotlock_argv,
     uvicorn_argv,
 )
 from service.bench.runner import BARE, NAIVE
-from service.bench.servers import UNLIMITED, create_classes, create_pair, create_schedules
-from service.loadtest.client import ApiClient
-from service.loadtest.fixture import iso
+from service.bench.servers import UNLIMITED, create_pair, create_resource
+from service.bench.workloads import LABELS, WORKLOADS, places_for
 from service.loadtest.runner import run_async
-from service.loadtest.transport import open_transport
 
-VALGRIND_START_TIMEOUT_S = 300.0  # Python under valgrind starts some 50x slower
-REQUEST_TIMEOUT_S = 60.0
-LOCK_AHEAD_S = 600
 HOLD_QUANTITY = 2  # places per partial hold in the holds count
 HOLD_CAPACITY = 4  # places per slot there
 SLOTLOCK = "slotlock"
 SLOTLOCK_HOLDS = "slotlock, partial holds"
 SLOTLOCK_AGAIN = "slotlock, locks again"
+ANCHORS = (("ceiling", "ceiling (bare, no Redis)", BARE), ("naive", "naive (1 EVALSHA)", NAIVE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +69,13 @@ class InstructionOptions:
     slots: int = 1000
     server_core: int = 0
     load_core: int = 1
-
-
-class InstructionCount(msgspec.Struct):
-    """One server's count."""
-
-    name: str
-    requests: int
-    instructions: int
+    workloads: tuple[str, ...] = WORKLOADS
 
     @property
-    def per_request(self) -> float:
-        """Instructions per request."""
-        return self.instructions / self.requests
-
-
-def available() -> bool:
-    """Whether valgrind and callgrind_control are installed."""
-    return all(shutil.which(tool) for tool in ("valgrind", "callgrind_control"))
+    def places(self) -> int:
+        """Places per slot to book: every counted and warm-up booking, and one more round."""
+        bookings = self.requests + self.warmup_requests + 2 * self.connections
+        return places_for(bookings, self.slots)
 
 
 def run_instructions(options: InstructionOptions) -> list[InstructionCount]:
@@ -101,177 +83,93 @@ def run_instructions(options: InstructionOptions) -> list[InstructionCount]:
     if not available():
         raise BenchError("--instructions needs valgrind (apt-get install valgrind)")
     directory = Path(tempfile.mkdtemp(prefix="slotlock-instructions-"))
-    pin = can_pin()
-    server_core = options.server_core if pin else None
     redis_port = free_port()
-    redis = redis_server(directory, redis_port, options.load_core if pin else None)
+    server = redis_server(directory, redis_port, options.load_core if can_pin() else None)
     try:
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        anchor_env = clean_environment(REDIS_URL=redis_url)
-        anchor_slots = [str(uuid.uuid4()) for _ in range(options.slots)]
-        counts = []
-        for name, factory in (("ceiling (bare, no Redis)", BARE), ("naive (1 EVALSHA)", NAIVE)):
-            port = free_port()
-            anchor = _Counted(name, uvicorn_argv(factory, port), port, directory, server_core)
-            loads = [(name, lambda: anchor_slots, 0)]
-            counts += anchor.count(anchor_env, "pk_anchor", loads, options)
-        pair = run_async(create_pair(redis_url))
-        port = free_port()
-        slotlock = _Counted(SLOTLOCK, slotlock_argv(port), port, directory, server_core)
-        slotlock.ready_path = "/readyz"
-
-        made: dict[str, list[str]] = {}
-
-        def slots() -> list[str]:
-            if "main" not in made:
-                main, _ = run_async(create_schedules(slotlock.url, pair.secret_key, options.slots))
-                made["main"] = main.slot_ids
-            return made["main"]
-
-        def classes() -> list[str]:
-            made = create_classes(slotlock.url, pair.secret_key, options.slots, HOLD_CAPACITY)
-            return run_async(made).slot_ids
-
-        slotlock_env = clean_environment(REDIS_URL=redis_url, **UNLIMITED)
-        loads = [
-            (SLOTLOCK, slots, 0),
-            (SLOTLOCK_HOLDS, classes, HOLD_QUANTITY),
-            (SLOTLOCK_AGAIN, slots, 0),
-        ]
-        counts += slotlock.count(slotlock_env, pair.public_key, loads, options)
+        counts = _count_anchors(options, directory, redis_url, redis_port)
+        counts += _count_slotlock(options, directory, redis_url)
     finally:
-        redis.stop()
+        server.stop()
     shutil.rmtree(directory, ignore_errors=True)
     return counts
 
 
-class _Counted:
-    """One server under callgrind, counting only while told to."""
-
-    def __init__(
-        self, name: str, argv: list[str], port: int, directory: Path, core: int | None
-    ) -> None:
-        self.name = name
-        self.url = f"http://127.0.0.1:{port}"
-        self.out = directory / f"callgrind-{port}.out"
-        callgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        self.argv = pinned([*callgrind, f"--callgrind-out-file={self.out}", *argv], core)
-        self.log = directory / f"callgrind-{port}.log"
-        self.port = port
-        self.ready_path: str | None = None  # a path answering 200 when ready; else: port open
-
-    def is_ready(self) -> bool:
-        """Whether the server accepts requests yet."""
-        if self.ready_path is None:
-            return port_open(self.port)
-        return ready(self.url + self.ready_path)
-
-    def count(
-        self,
-        env: dict[str, str],
-        token: str,
-        loads: list[tuple[str, Callable[[], list[str]], int]],
-        options: InstructionOptions,
-    ) -> list[InstructionCount]:
-        """Start; per (name, slots, quantity): warm up, count `options.requests`; stop."""
-        print(f"slotlock bench: counting {self.name} (valgrind: slow)", flush=True)
-        child = Child(self.argv, self.log, env)
-        child.start()
-        counts = []
-        try:
-            child.wait_until(self.is_ready, self.name, timeout_s=VALGRIND_START_TIMEOUT_S)
-            for name, slot_ids, quantity in loads:
-                load = _Load(self.url, token, slot_ids(), options.connections, quantity)
-                run_async(load.send(options.warmup_requests))
-                _control(child, "--instr=on")
-                sent = run_async(load.send(options.requests))
-                _control(child, "--instr=off")
-                _control(child, "--dump")
-                counts.append(InstructionCount(name, sent, read_totals(self.out)))
-            return counts
-        finally:
-            child.stop()
+def _server_core(options: InstructionOptions) -> int | None:
+    return options.server_core if can_pin() else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Load:
-    """Lock/unlock pairs from `connections` clients, each on its own share of the slots."""
-
-    url: str
-    token: str
-    slot_ids: list[str]
-    connections: int
-    quantity: int = 0  # places per partial hold; 0: whole-slot locks
-
-    async def send(self, requests: int) -> int:
-        """At least `requests` requests; how many were sent. A refusal stops the count."""
-        transport = open_transport("raw", self.url, self.connections, REQUEST_TIMEOUT_S)
-        api = ApiClient(transport, self.token, recorder=None)
-        until = iso(time.time() + LOCK_AHEAD_S)
-        sent = 0
-
-        async def client(number: int) -> None:
-            nonlocal sent
-            mine, lock_key = self.slot_ids[number :: self.connections], f"count-{number}"
-            turn = 0
-            while sent < requests:
-                slot_id = mine[turn % len(mine)]
-                turn += 1
-                sent += 2
-                for reply in (
-                    await api.lock(slot_id, lock_key, until, self.quantity),
-                    await api.unlock(slot_id, lock_key),
-                ):
-                    if not reply.ok:
-                        raise BenchError(f"{self.url} answered {reply.status} while counted")
-
-        try:
-            await asyncio.gather(*(client(number) for number in range(self.connections)))
-        finally:
-            await transport.close()
-        return sent
+def _count_anchors(
+    options: InstructionOptions, directory: Path, redis_url: str, redis_port: int
+) -> list[InstructionCount]:
+    anchor_slots = [str(uuid.uuid4()) for _ in range(options.slots)]
+    with redis.Redis(port=redis_port, decode_responses=True) as client:
+        seed_slots(client, anchor_slots, options.places)
+    counts = []
+    for server, lock_name, factory in ANCHORS:
+        port = free_port()
+        argv = uvicorn_argv(factory, port)
+        anchor = Counted(server, argv, port, directory, _server_core(options))
+        names = {"lock": lock_name, "read": f"{server}, read", "book": f"{server}, book"}
+        loads = [CountedLoad(names[workload], workload, lambda: anchor_slots)
+                 for workload in options.workloads]  # fmt: skip
+        env = clean_environment(REDIS_URL=redis_url)
+        counts += anchor.count(env, "pk_anchor", loads, *_sizes(options))
+    return counts
 
 
-def _control(child: Child, command: str) -> None:
-    # callgrind_control waits until the running program has done what it was told.
-    subprocess.run(
-        ["callgrind_control", command, str(child.pid)],
-        check=True,
-        capture_output=True,
-        timeout=REQUEST_TIMEOUT_S,
-    )
+def _count_slotlock(
+    options: InstructionOptions, directory: Path, redis_url: str
+) -> list[InstructionCount]:
+    pair = run_async(create_pair(redis_url))
+    port = free_port()
+    slotlock = Counted(SLOTLOCK, slotlock_argv(port), port, directory, _server_core(options))
+    slotlock.ready_path = "/readyz"
+    made: dict[str, list[str]] = {}
+
+    def slots(name: str, capacity: int) -> list[str]:
+        # Made once the server answers, through its API; the first call makes them.
+        if name not in made:
+            created = create_resource(slotlock.url, pair.secret_key, name, options.slots, capacity)
+            made[name] = run_async(created).slot_ids
+        return made[name]
+
+    loads = []
+    if "lock" in options.workloads:
+        loads += [
+            CountedLoad(SLOTLOCK, "lock", lambda: slots("bench", 1)),
+            CountedLoad(SLOTLOCK_HOLDS, "hold", lambda: slots("bench classes", HOLD_CAPACITY),
+                        HOLD_QUANTITY),
+            CountedLoad(SLOTLOCK_AGAIN, "lock", lambda: slots("bench", 1)),
+        ]  # fmt: skip
+    if "read" in options.workloads:
+        loads.append(CountedLoad("slotlock, read", "read", lambda: slots("bench", 1)))
+    if "book" in options.workloads:
+        bookable = lambda: slots("bench bookings", options.places)  # noqa: E731
+        loads.append(CountedLoad("slotlock, book", "book", bookable))
+    # Under callgrind the worker runs some 50x slower, by the wall clock too: the default
+    # 1 s Redis timeout then trips on a busy machine (503 E103), so it gets 30 s.
+    env = clean_environment(REDIS_URL=redis_url, SLOTLOCK_REDIS_TIMEOUT_S="30", **UNLIMITED)
+    return slotlock.count(env, pair.public_key, loads, *_sizes(options))
 
 
-def read_totals(out: Path) -> int:
-    """The instructions in the dumps callgrind wrote next to `out` (`out.1`, `out.2`, ...);
-    the dumps are removed, so the next count reads only its own."""
-    total = 0
-    for dump in sorted(out.parent.glob(f"{out.name}.*")):
-        for line in dump.read_text().splitlines():
-            if line.startswith("totals:"):
-                total += int(line.split()[1])
-        dump.unlink()
-    if total == 0:
-        raise BenchError(f"callgrind wrote no counts next to {out}")
-    return total
+def _sizes(options: InstructionOptions) -> tuple[int, int, int]:
+    return options.requests, options.warmup_requests, options.connections
 
 
 def format_instructions(counts: list[InstructionCount], options: InstructionOptions) -> str:
     """The table `slotlock bench --instructions` prints."""
     by_name = {count.name: count for count in counts}
-    slotlock = by_name[SLOTLOCK].per_request
     lines = [
         "slotlock bench --instructions: user-space instructions per request (callgrind), "
-        f"{options.requests:,} lock/unlock requests after {options.warmup_requests:,} "
+        f"{options.requests:,} requests per count after {options.warmup_requests:,} "
         f"unmeasured, {options.connections} connections, {options.slots} slots",
         "",
         f"{'server':<28}{'instructions/request':>22}",
         *(f"{count.name:<28}{count.per_request:>22,.0f}" for count in counts),
         "",
+        *_ratios(counts),
     ]
-    for count in counts:
-        if count.name not in (SLOTLOCK, SLOTLOCK_HOLDS, SLOTLOCK_AGAIN):
-            lines.append(f"slotlock / {count.name}: {slotlock / count.per_request:.2f}")
     if SLOTLOCK_HOLDS in by_name and SLOTLOCK_AGAIN in by_name:
         holds, again = by_name[SLOTLOCK_HOLDS].per_request, by_name[SLOTLOCK_AGAIN].per_request
         lines.append(
@@ -284,6 +182,25 @@ def format_instructions(counts: list[InstructionCount], options: InstructionOpti
         "(system calls, loopback TCP), where naive's Redis round trip per request costs most."
     )
     return "\n".join(lines)
+
+
+def _ratios(counts: list[InstructionCount]) -> list[str]:
+    """slotlock's count over each anchor's, per workload (lock: its first count, as ever)."""
+    first: dict[tuple[str, str], InstructionCount] = {}
+    for count in counts:
+        first.setdefault((count.server, count.workload), count)
+    lines = []
+    for workload in WORKLOADS:
+        slotlock = first.get((SLOTLOCK, workload))
+        anchors = [first.get((server, workload)) for server, _, _ in ANCHORS]
+        pairs = [(anchor, slotlock.per_request / anchor.per_request)
+                 for anchor in anchors if anchor is not None and slotlock is not None]  # fmt: skip
+        if workload == "lock":  # the lines earlier runs printed
+            lines += [f"slotlock / {anchor.name}: {ratio:.2f}" for anchor, ratio in pairs]
+        elif pairs:
+            each = ", ".join(f"slotlock / {anchor.server} {ratio:.2f}" for anchor, ratio in pairs)
+            lines.append(f"{LABELS[workload]}: {each}")
+    return lines
 
 
 def write_json(counts: list[InstructionCount], path: Path) -> None:

@@ -36,6 +36,7 @@ class LoadSpec:
     client: str
     core: int | None
     log_path: Path
+    workload: str = "lock"  # workloads.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class PhaseResult(msgspec.Struct, kw_only=True):
     redis_cpu_percent: float
     server_rss_mb: float
     redis_commands: dict[str, int] = {}
+    workload: str = "lock"  # what the generator sent (workloads.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +142,16 @@ def _observe(name: str, spec: LoadSpec, watched: Watched, lines: LineReader) -> 
     finally:
         rss_bytes = sampler.stop()
     after = _Snapshot.take(watched)
-    return _result(name, summary, before, after, rss_bytes)
+    return _result(name, spec.workload, summary, before, after, rss_bytes)
 
 
 def _result(
-    name: str, summary: dict[str, Any], before: _Snapshot, after: _Snapshot, rss_bytes: int
+    name: str,
+    workload: str,
+    summary: dict[str, Any],
+    before: _Snapshot,
+    after: _Snapshot,
+    rss_bytes: int,
 ) -> PhaseResult:
     total, wall_s = summary["total"], after.at_s - before.at_s
     ok = sum(count for status, count in total["statuses"].items() if status.startswith("2"))
@@ -169,6 +176,7 @@ def _result(
         redis_cpu_percent=_percent(after.redis_cpu_s - before.redis_cpu_s, wall_s),
         server_rss_mb=round(rss_bytes / 2**20, 1),
         redis_commands=calls_between(before.commands, after.commands),
+        workload=workload,
     )
 
 
@@ -181,7 +189,7 @@ def _generator_argv(spec: LoadSpec) -> list[str]:
         sys.executable, "-m", "service.bench.generator", "--url", spec.url,
         "--slot-ids", str(spec.slot_ids_path), "--connections", str(spec.connections),
         "--duration", str(spec.duration_s), "--warmup", str(spec.warmup_s),
-        "--client", spec.client,
+        "--client", spec.client, "--workload", spec.workload,
     ]  # fmt: skip
 
 

@@ -1,4 +1,9 @@
-"""One bench run: a redis-server, then the ceiling, naive and slotlock phases, then the report."""
+"""One bench run: a redis-server; per workload, the ceiling, naive and slotlock phases; slotlock's
+Redis calls and memory; the report.
+
+Each workload's three phases run one after the other, so that its ratios compare
+figures minutes apart at most; each phase starts its server afresh.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,25 @@ from pathlib import Path
 
 import redis
 
+from service.bench.anchor_stores import seed_slots
 from service.bench.phases import PhaseResult
 from service.bench.processes import BenchError, can_pin, free_port, redis_server
-from service.bench.report import BenchReport, BenchSetup, build_report, format_report, write_json
-from service.bench.servers import SlotlockFigures, Stage, anchor_phase, slotlock_phase
+from service.bench.report import BenchReport, BenchSetup, build_report, write_json
+from service.bench.report_table import format_report
+from service.bench.servers import (
+    SlotlockFigures,
+    SlotlockSlots,
+    Stage,
+    anchor_phase,
+    create_pair,
+    create_slotlock_slots,
+    slotlock_figures,
+    slotlock_phase,
+    slotlock_server,
+)
+from service.bench.workloads import WORKLOADS, places_for_run
 from service.loadtest.fixture import iso
+from service.loadtest.runner import run_async
 
 BARE = "service.bench.anchors:bare_app"
 NAIVE = "service.bench.anchors:naive_app"
@@ -29,7 +48,7 @@ NAIVE = "service.bench.anchors:naive_app"
 class BenchOptions:
     """Every knob of `slotlock bench`."""
 
-    duration_s: float = 10.0
+    duration_s: float = 8.0  # nine phases (three workloads) in about two minutes
     warmup_s: float = 2.0
     connections: int = 50
     slots: int = 1000
@@ -39,6 +58,7 @@ class BenchOptions:
     log_level: str = "INFO"
     json_path: Path | None = None
     keep_files: bool = False
+    workloads: tuple[str, ...] = WORKLOADS
 
 
 def run_command(options: BenchOptions) -> int:
@@ -56,7 +76,8 @@ def run_command(options: BenchOptions) -> int:
 
 
 def run_bench(options: BenchOptions) -> BenchReport:
-    """Measure the three phases on one machine; the files stay behind only on failure."""
+    """Measure each workload's three phases on one machine; the files stay behind only on
+    failure."""
     directory = Path(tempfile.mkdtemp(prefix="slotlock-bench-"))
     started_at = iso(time.time())
     try:
@@ -87,14 +108,31 @@ def _phases(options: BenchOptions, directory: Path) -> tuple[list[PhaseResult], 
             duration_s=options.duration_s, warmup_s=options.warmup_s, client=options.client,
             log_level=options.log_level,
         )  # fmt: skip
-        anchor_slot_ids = [str(uuid.uuid4()) for _ in range(options.slots)]
-        _announce("ceiling", options)
-        ceiling = anchor_phase(stage, "ceiling", BARE, anchor_slot_ids)
-        _announce("naive", options)
-        naive = anchor_phase(stage, "naive", NAIVE, anchor_slot_ids)
-        _announce("slotlock", options)
-        figures = slotlock_phase(stage, options.slots)
-    return [ceiling, naive, figures.phase], figures
+        return _measure_all(stage, options)
+
+
+def _measure_all(stage: Stage, options: BenchOptions) -> tuple[list[PhaseResult], SlotlockFigures]:
+    # One second past the deadline for the requests still in flight.
+    places = places_for_run(options.warmup_s + options.duration_s + 1, options.slots)
+    anchor_slot_ids = [str(uuid.uuid4()) for _ in range(options.slots)]
+    seed_slots(stage.redis, anchor_slot_ids, places)
+    pair = run_async(create_pair(stage.redis_url))
+    with slotlock_server(stage) as served:
+        bookable_places = places if "book" in options.workloads else None
+        made = create_slotlock_slots(served.url, pair.secret_key, options.slots, bookable_places)
+        slots: SlotlockSlots = run_async(made)
+    phases = []
+    for workload in options.workloads:
+        for name, factory in (("ceiling", BARE), ("naive", NAIVE)):
+            _announce(workload, name, options)
+            phases.append(anchor_phase(stage, name, factory, workload, anchor_slot_ids))
+        _announce(workload, "slotlock", options)
+        with slotlock_server(stage) as served:
+            token, slot_ids = pair.public_key, slots.for_workload(workload)
+            phases.append(slotlock_phase(stage, served, token, workload, slot_ids))
+    with slotlock_server(stage) as served:
+        figures = slotlock_figures(stage, served.url, pair.public_key, slots)
+    return phases, figures
 
 
 @contextlib.contextmanager
@@ -122,12 +160,13 @@ def _setup(options: BenchOptions) -> BenchSetup:
         server_cores=f"core {options.server_core}" if pin else "any core (no taskset)",
         load_cores=f"core {options.load_core}" if pin else "any core (no taskset)",
         log_level=options.log_level,
+        workloads=list(options.workloads),
     )
 
 
-def _announce(phase: str, options: BenchOptions) -> None:
+def _announce(workload: str, phase: str, options: BenchOptions) -> None:
     print(
-        f"slotlock bench: {phase} phase ({options.warmup_s:g} s warm-up, "
+        f"slotlock bench: {workload}: {phase} phase ({options.warmup_s:g} s warm-up, "
         f"{options.duration_s:g} s measured)",
         file=sys.stderr,
         flush=True,

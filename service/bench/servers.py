@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,62 +58,95 @@ class Stage:
         """REDIS_URL of the bench's redis-server."""
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def load(self, url: str, token: str, slot_ids: list[str], name: str) -> LoadSpec:
-        """The generator's instructions for a phase against `url`."""
-        path = self.directory / f"{name}-slots.json"
+    def load(self, url: str, token: str, slot_ids: list[str], name: str, workload: str) -> LoadSpec:
+        """The generator's instructions for a phase of `workload` against `url`."""
+        path = self.directory / f"{name}-{workload}-slots.json"
         path.write_text(json.dumps(slot_ids))
         return LoadSpec(
             url=url, token=token, slot_ids_path=path, connections=self.connections,
             duration_s=self.duration_s, warmup_s=self.warmup_s, client=self.client,
-            core=self.load_core, log_path=self.directory / f"{name}-generator.log",
+            core=self.load_core, log_path=self.directory / f"{name}-{workload}-generator.log",
+            workload=workload,
         )  # fmt: skip
+
+    def watched(self, server_pid: int) -> Watched:
+        """What a phase samples besides the load: the server, both cores, and Redis."""
+        return Watched(server_pid, self.server_core, self.load_core, self.redis_pid, self.redis)
 
 
 @dataclass(frozen=True, slots=True)
 class SlotlockFigures:
-    """The slotlock phase: load figures, Redis calls per request, memory per slot."""
+    """What slotlock is measured by besides its load: Redis calls per request, memory per slot."""
 
-    phase: PhaseResult
     calls: dict[str, CallsPerRequest]
     memory: SlotMemory
 
 
-def anchor_phase(stage: Stage, name: str, factory: str, slot_ids: list[str]) -> PhaseResult:
+@dataclass(frozen=True, slots=True)
+class SlotlockSlots:
+    """The slots slotlock's phases load, created once through its API."""
+
+    main: Schedule  # locked and unlocked, and read
+    calibration: Schedule  # Redis calls per request
+    bookable: Schedule | None  # booked; its slots have places enough for the run
+
+    def for_workload(self, workload: str) -> list[str]:
+        """The slot ids a workload's generator goes round."""
+        if workload == "book":
+            assert self.bookable is not None, "slots to book were not made"
+            return self.bookable.slot_ids
+        return self.main.slot_ids
+
+
+def anchor_phase(
+    stage: Stage, name: str, factory: str, workload: str, slot_ids: list[str]
+) -> PhaseResult:
     """Load one anchor app (service.bench.anchors) served by a pinned uvicorn."""
     port = free_port()
     env = clean_environment(REDIS_URL=stage.redis_url)
-    server = uvicorn_app(factory, port, stage.server_core, stage.directory / f"{name}.log", env)
+    log = stage.directory / f"{name}-{workload}.log"
+    server = uvicorn_app(factory, port, stage.server_core, log, env)
     try:
-        spec = stage.load(f"http://127.0.0.1:{port}", "pk_anchor", slot_ids, name)
-        watched = Watched(
-            server.pid, stage.server_core, stage.load_core, stage.redis_pid, stage.redis
-        )
-        return measure(name, spec, watched)
+        spec = stage.load(f"http://127.0.0.1:{port}", "pk_anchor", slot_ids, name, workload)
+        return measure(name, spec, stage.watched(server.pid))
     finally:
         server.stop()
 
 
-def slotlock_phase(stage: Stage, slot_count: int) -> SlotlockFigures:
-    """Load `slotlock serve`, then count its Redis calls and measure a slot's memory."""
-    pair = run_async(create_pair(stage.redis_url))
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A running server: where it answers, and its process."""
+
+    url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def slotlock_server(stage: Stage) -> Iterator[Served]:
+    """`slotlock serve` on the bench's Redis, pinned and ready; stopped on the way out."""
     port = free_port()
     env = clean_environment(
         REDIS_URL=stage.redis_url, SLOTLOCK_LOG_LEVEL=stage.log_level, **UNLIMITED
     )
     server = slotlock_serve(port, stage.server_core, stage.directory / "slotlock.log", env)
     try:
-        url = f"http://127.0.0.1:{port}"
-        main, calibration = run_async(create_schedules(url, pair.secret_key, slot_count))
-        spec = stage.load(url, pair.public_key, main.slot_ids, "slotlock")
-        watched = Watched(
-            server.pid, stage.server_core, stage.load_core, stage.redis_pid, stage.redis
-        )
-        phase = measure("slotlock", spec, watched)
-        calls = calls_per_request(url, pair.public_key, calibration.slot_ids, stage.redis)
-        memory = memory_per_slot(url, pair.public_key, main, stage.redis)
-        return SlotlockFigures(phase, calls, memory)
+        yield Served(f"http://127.0.0.1:{port}", server.pid)
     finally:
         server.stop()
+
+
+def slotlock_phase(
+    stage: Stage, server: Served, token: str, workload: str, slot_ids: list[str]
+) -> PhaseResult:
+    """Load a `slotlock serve` (slotlock_server) with one workload."""
+    spec = stage.load(server.url, token, slot_ids, "slotlock", workload)
+    return measure("slotlock", spec, stage.watched(server.pid))
+
+
+def slotlock_figures(stage: Stage, url: str, token: str, slots: SlotlockSlots) -> SlotlockFigures:
+    """Count slotlock's Redis calls per request, then measure a slot's memory."""
+    calls = calls_per_request(url, token, slots.calibration.slot_ids, stage.redis)
+    return SlotlockFigures(calls, memory_per_slot(url, token, slots.main, stage.redis))
 
 
 async def create_pair(redis_url: str) -> KeyPair:
@@ -136,12 +171,25 @@ async def create_schedules(url: str, secret_key: str, slot_count: int) -> tuple[
         await transport.close()
 
 
-async def create_classes(url: str, secret_key: str, slot_count: int, capacity: int) -> Schedule:
-    """A resource of `slot_count` slots of `capacity` places, for partial holds."""
+async def create_slotlock_slots(
+    url: str, secret_key: str, slot_count: int, places: int | None
+) -> SlotlockSlots:
+    """The main and calibration resources, and (given `places`) one of slots to book."""
+    main, calibration = await create_schedules(url, secret_key, slot_count)
+    bookable = None
+    if places is not None:
+        bookable = await create_resource(url, secret_key, "bench bookings", slot_count, places)
+    return SlotlockSlots(main, calibration, bookable)
+
+
+async def create_resource(
+    url: str, secret_key: str, name: str, slot_count: int, capacity: int
+) -> Schedule:
+    """A published resource of `slot_count` slots of `capacity` places each."""
     transport = open_transport("raw", url, 1, SETUP_TIMEOUT_S)
     api = ApiClient(transport, secret_key, recorder=None)
     try:
-        return await create_schedule(api, "bench classes", slot_count, capacity, time.time())
+        return await create_schedule(api, name, slot_count, capacity, time.time())
     finally:
         await transport.close()
 
