@@ -8,17 +8,18 @@ from typing import Any
 
 import pytest
 
-from service.scripts import Scripts
+from service.store.batching import BatchedScript
+from service.store.calls.common import ScriptCalls
 from service.store.refusals import STALE_RETRIES
 from tests.api import Api, error_of
 
 
-class AlwaysStale:
-    """A script stand-in that answers STALE every time, counting its calls."""
+class AlwaysStale(BatchedScript):
+    """A stand-in for a registered script that answers STALE every time, counting its calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, real: BatchedScript) -> None:
+        super().__init__(real.script, real.sha, real.batcher, writes=real.writes)
         self.calls = 0
-        self.writes = True
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> list[Any]:
         self.calls += 1
@@ -68,6 +69,17 @@ CASES: dict[str, tuple[str, str, Request]] = {
 }
 
 
+def calls_of(store: object, script_name: str) -> ScriptCalls:
+    """The store's typed calls that run `script_name`."""
+    found = [
+        value
+        for value in vars(store).values()
+        if isinstance(value, ScriptCalls) and hasattr(value, script_name)
+    ]
+    assert len(found) == 1, (store, script_name)
+    return found[0]
+
+
 def _later_slot(resource_id: str) -> dict[str, Any]:
     return {
         "resource_id": resource_id,
@@ -85,14 +97,15 @@ def test_running_out_of_stale_retries_is_503_with_retry_after(api: Api, case: st
     slot = api.slot(resource["id"])
     method, path, body = request(api, resource, slot)
     store = getattr(api.app.state.services, store_name)
-    stale = AlwaysStale()
-    scripts: Scripts = store._scripts
-    store._scripts = dataclasses.replace(scripts, **{script_name: stale})
+    calls = calls_of(store, script_name)
+    scripts = calls.scripts
+    stale = AlwaysStale(getattr(scripts, script_name))
+    calls.scripts = dataclasses.replace(scripts, **{script_name: stale})
 
     response = api.call(method, path, body)
 
     assert error_of(response) == (503, "E103")
     assert int(response.headers["retry-after"]) >= 1
     assert stale.calls == STALE_RETRIES
-    store._scripts = scripts
+    calls.scripts = scripts
     assert api.call("GET", f"/slots/{slot['id']}").status_code == 200  # nothing was applied

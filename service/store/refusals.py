@@ -1,10 +1,13 @@
-"""Script status codes and the API errors they become: the one table, translated once."""
+"""Script status codes and the API errors they become: the one table, translated once.
+
+The typed script calls (service/store/calls/) raise these for the statuses that refuse
+a request; statuses a store acts on (STALE, REPLAY, GONE, ...) become reply types there.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from service.clock import format_instant
 from service.errors import (
@@ -16,16 +19,18 @@ from service.errors import (
     StoreUnavailable,
     Unprocessable,
 )
+from service.scripts import RedisReply
+from service.store.calls.common import as_int, as_str
 
 # A script answers STALE when what the store read before calling it changed meanwhile
 # (a slot added, a booking moved): the store reads again and calls it again.
 STALE_RETRIES = 8
 
-Refusal = Callable[[list[Any], int], ApiError]
+Refusal = Callable[[list[RedisReply], int], ApiError]
 
 
-def _locked(reply: list[Any], now_ms: int) -> ApiError:
-    until_ms = int(reply[1])
+def _locked(reply: list[RedisReply], now_ms: int) -> ApiError:
+    until_ms = as_int(reply[1])
     return Unprocessable(
         "E045",
         f"the slot is locked under another lock_key until {format_instant(until_ms)}",
@@ -33,8 +38,8 @@ def _locked(reply: list[Any], now_ms: int) -> ApiError:
     )
 
 
-def _held(reply: list[Any], now_ms: int) -> ApiError:
-    until_ms = int(reply[1])
+def _held(reply: list[RedisReply], now_ms: int) -> ApiError:
+    until_ms = as_int(reply[1])
     return Unprocessable(
         "E045",
         "another lock_key holds places of the slot; the first of those holds ends at "
@@ -43,19 +48,19 @@ def _held(reply: list[Any], now_ms: int) -> ApiError:
     )
 
 
-def _places_short(reply: list[Any], now_ms: int) -> ApiError:
-    free, own = int(reply[1]), int(reply[2])
+def _places_short(reply: list[RedisReply], now_ms: int) -> ApiError:
+    free, own = as_int(reply[1]), as_int(reply[2])
     return Unprocessable(
         "E049",
         f"only {free} places of the slot are free besides the {own} this lock_key holds",
     )
 
 
-def _capacity_too_low(reply: list[Any], now_ms: int) -> ApiError:
-    held = int(reply[2]) if len(reply) > 2 else 0
+def _capacity_too_low(reply: list[RedisReply], now_ms: int) -> ApiError:
+    held = as_int(reply[2]) if len(reply) > 2 else 0
     return Unprocessable(
         "E046",
-        f"`capacity` is below the slot's {reply[1]} active bookings"
+        f"`capacity` is below the slot's {as_int(reply[1])} active bookings"
         + (f" plus {held} held places" if held else ""),
     )
 
@@ -86,27 +91,25 @@ REFUSALS: dict[str, Refusal] = {
         "E023", "`start_date` must be before `end_date`"
     ),
     "OVERLAP": lambda reply, now_ms: Unprocessable(
-        "E024", f"the slot would overlap slot {reply[1]} of the same resource"
+        "E024", f"the slot would overlap slot {as_str(reply[1])} of the same resource"
     ),
     "CAPACITY_TOO_LOW": _capacity_too_low,
     "HAS_ACTIVE_BOOKINGS": lambda reply, now_ms: Unprocessable(
-        "E060", f"the slot still has {reply[1]} active bookings"
+        "E060", f"the slot still has {as_int(reply[1])} active bookings"
     ),
     "HOLD_CAP": lambda reply, now_ms: Unprocessable(
-        "E104", f"this lock_key already holds {reply[1]} slots, the most one key may hold"
+        "E104", f"this lock_key already holds {as_int(reply[1])} slots, the most one key may hold"
     ),
 }
 
 
-def check(reply: list[Any], now_ms: int) -> list[Any]:
-    """Return a script's reply when its status is OK; otherwise raise the matching error."""
-    status = reply[0]
-    if status == "OK":
-        return reply
-    refusal = REFUSALS.get(status)
+def refused(reply: list[RedisReply], now_ms: int) -> ApiError:
+    """The error a refusing reply becomes; `now_ms` is the instant the script judged at
+    (E045's Retry-After counts from it; only lock_slot answers LOCKED or HELD)."""
+    refusal = REFUSALS.get(as_str(reply[0]))
     if refusal is None:
-        raise RuntimeError(f"script answered an unknown status {status!r}")
-    raise refusal(reply, now_ms)
+        raise RuntimeError(f"script answered an unknown status {reply[0]!r}")
+    return refusal(reply, now_ms)
 
 
 def stale_attempts(what: str) -> Iterator[int]:
