@@ -20,7 +20,7 @@ from service.errors import (
     Unprocessable,
 )
 from service.scripts import RedisReply
-from service.store.calls.common import as_int, as_str
+from service.store.calls.common import UnexpectedReply, as_int, as_str
 
 # A script answers STALE when what the store read before calling it changed meanwhile
 # (a slot added, a booking moved): the store reads again and calls it again.
@@ -108,7 +108,7 @@ def refused(reply: list[RedisReply], now_ms: int) -> ApiError:
     (E045's Retry-After counts from it; only lock_slot answers LOCKED or HELD)."""
     refusal = REFUSALS.get(as_str(reply[0]))
     if refusal is None:
-        raise RuntimeError(f"script answered an unknown status {reply[0]!r}")
+        raise UnexpectedReply(f"a script answered {reply!r}: no status its header lists")
     return refusal(reply, now_ms)
 
 
