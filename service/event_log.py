@@ -18,6 +18,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from service import keyspace
 from service.clock import Clock
 from service.scripts import Scripts
+from service.store.calls.locks import ExpiringSlot, LockCalls
 from service.store.client import RedisClient
 from service.views import SlotView
 
@@ -89,7 +90,7 @@ class EventLog:
 
     def __init__(self, redis: RedisClient, scripts: Scripts, clock: Clock) -> None:
         self._redis = redis
-        self._scripts = scripts
+        self._locks = LockCalls(scripts)
         self._clock = clock
 
     async def last_id(self, resource_id: str) -> str:
@@ -142,7 +143,7 @@ class EventLog:
         written = 0
         for resource_id, due in zip(resource_ids, due_lists, strict=True):
             if due:
-                written += int(await self._expire(resource_id, due))
+                written += await self._expire(resource_id, due)
         return written
 
     async def sweep_before_read(self, resource_ids: list[str]) -> None:
@@ -156,12 +157,15 @@ class EventLog:
         with contextlib.suppress(OutOfMemoryError, ReadOnlyError):
             await self.sweep(resource_ids)
 
-    async def _expire(self, resource_id: str, slot_ids: list[str]) -> Any:
-        keys = [
-            keyspace.lock_ends(resource_id),
-            keyspace.events(resource_id),
-            keyspace.resource(resource_id),
-        ]
-        for slot_id in slot_ids:
-            keys += [keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.held(slot_id)]
-        return await self._scripts.expire_locks(keys, [self._clock(), *slot_ids])
+    async def _expire(self, resource_id: str, slot_ids: list[str]) -> int:
+        return await self._locks.expire_locks(
+            lock_ends_key=keyspace.lock_ends(resource_id),
+            events_key=keyspace.events(resource_id),
+            resource_key=keyspace.resource(resource_id),
+            per_slot=[
+                ExpiringSlot(keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.held(slot_id))
+                for slot_id in slot_ids
+            ],
+            now_ms=self._clock(),
+            slot_ids=slot_ids,
+        )

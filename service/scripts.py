@@ -21,10 +21,16 @@ import hashlib
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 from service.store.batching import BatchedScript, ScriptBatcher
+from service.store.client import RedisClient
 from service.store.transport import Transport
+
+RedisReply: TypeAlias = "str | int | list[RedisReply] | None"
+"""What a script answers, as hiredis or redis-py (decode_responses) hand it over: Lua
+strings as str, numbers as int, tables as lists, false as None. The typed calls of
+service/store/calls/ turn it into their reply types; nothing else reads it."""
 
 _SHEBANG = "#!lua"
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
@@ -58,34 +64,38 @@ def script_flags(source: str) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class Scripts:
-    """One registered script per atomic operation; field names match lua/ file names."""
+    """One registered script per atomic operation; field names match lua/ file names.
 
-    read_slot: Any
-    lock_slot: Any
-    unlock_slot: Any
-    create_slots: Any
-    update_slot: Any
-    set_slot_status: Any
-    delete_slot: Any
-    create_resource: Any
-    update_resource: Any
-    delete_resource: Any
-    create_booking: Any
-    set_booking_status: Any
-    update_booking: Any
-    delete_booking: Any
-    reschedule_booking: Any
-    reserve_place: Any
-    release_booking: Any
-    confirm_place: Any
-    abort_intent: Any
-    abort_place: Any
-    expire_locks: Any
-    list_slots: Any
-    list_bookings: Any
-    list_resources: Any
-    index_resource: Any
-    index_slots: Any
+    Only the typed calls (service/store/calls/) run them: each names its KEYS and ARGV
+    and decodes the reply (tests/test_script_signatures.py holds them to the headers).
+    """
+
+    read_slot: BatchedScript
+    lock_slot: BatchedScript
+    unlock_slot: BatchedScript
+    create_slots: BatchedScript
+    update_slot: BatchedScript
+    set_slot_status: BatchedScript
+    delete_slot: BatchedScript
+    create_resource: BatchedScript
+    update_resource: BatchedScript
+    delete_resource: BatchedScript
+    create_booking: BatchedScript
+    set_booking_status: BatchedScript
+    update_booking: BatchedScript
+    delete_booking: BatchedScript
+    reschedule_booking: BatchedScript
+    reserve_place: BatchedScript
+    release_booking: BatchedScript
+    confirm_place: BatchedScript
+    abort_intent: BatchedScript
+    abort_place: BatchedScript
+    expire_locks: BatchedScript
+    list_slots: BatchedScript
+    list_bookings: BatchedScript
+    list_resources: BatchedScript
+    index_resource: BatchedScript
+    index_slots: BatchedScript
 
     @classmethod
     def register(
@@ -106,11 +116,11 @@ class Scripts:
         """Names of all scripts, i.e. of lua/*.lua outside lib/."""
         return [spec.name for spec in fields(cls)]
 
-    def all(self) -> list[Any]:
+    def all(self) -> list[BatchedScript]:
         """Every registered script object."""
         return [getattr(self, name) for name in self.names()]
 
-    async def preload(self, redis: Any) -> None:
+    async def preload(self, redis: RedisClient) -> None:
         """SCRIPT LOAD every script, so the first requests need no fallback.
 
         On Cluster, redis-py sends SCRIPT LOAD to every primary it knows. Replicas get
@@ -124,7 +134,7 @@ class Scripts:
         """Close what the scripts opened of their own (the transport's raw connection)."""
         await self.read_slot.batcher.aclose()
 
-    async def loaded(self, redis: Any) -> bool:
+    async def loaded(self, redis: RedisClient) -> bool:
         """Whether Redis holds every script right now (on Cluster: every primary holds each)."""
         present = await redis.script_exists(*[script.sha for script in self.all()])
         return all(present)

@@ -22,6 +22,8 @@ import pytest
 
 from service import keyspace
 from service.settings import Settings
+from service.store.calls.common import Stale
+from service.store.calls.moves import ABORTED, GONE, Aborted
 from service.store.client import RedisClient, members
 from service.store.reschedule import INTENT_DEADLINE_MS, Intent, Rescheduler
 from tests.api import Api, error_of
@@ -283,8 +285,8 @@ def test_slow_release_after_the_healer_loses_nothing(api: Api, clock: ManualCloc
     pass_the_deadline(clock)
     heal(api)
     saga = rescheduler(api)
-    assert run(api, saga._release, intent) == ["ABORTED"]
-    assert run(api, saga._confirm, intent) == ["GONE"]
+    assert run(api, saga._release, intent) == ABORTED
+    assert run(api, saga._confirm, intent) == GONE
     assert_settled(api, move, "source")
 
 
@@ -292,7 +294,7 @@ def test_release_before_the_healer_goes_forward(api: Api, clock: ManualClock) ->
     """A release that wins the race with the healer makes the healer finish the move."""
     move = crashed_move(api, "reserve")
     intent = logged_intent(api)
-    assert run(api, rescheduler(api)._release, intent) == ["OK"]
+    assert run(api, rescheduler(api)._release, intent) is None  # released
     pass_the_deadline(clock)
     assert heal(api) == 1
     assert_settled(api, move, "target")
@@ -304,9 +306,9 @@ def test_saga_overtaken_by_the_healer_starts_over_and_moves(
     """A move the healer undoes before its release step starts over, and lands once."""
     saga = rescheduler(api)
     release = saga._release
-    overtaken: list[list[Any]] = []
+    overtaken: list[Aborted | Stale | None] = []
 
-    async def slow_release(intent: Intent) -> list[Any]:
+    async def slow_release(intent: Intent) -> Aborted | Stale | None:
         if not overtaken:
             pass_the_deadline(clock)
             await saga.heal()
@@ -319,5 +321,5 @@ def test_saga_overtaken_by_the_healer_starts_over_and_moves(
     target = api.slot(api.resource(name="Room 2")["id"])
     booking_id = booked(api, source["id"])["id"]
     assert reschedule(api, booking_id, target["id"]).status_code == 200
-    assert overtaken == [["ABORTED"]]
+    assert overtaken == [ABORTED]
     assert_settled(api, HalfDoneMove(booking_id, source, target), "target")

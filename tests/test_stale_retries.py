@@ -11,17 +11,18 @@ from typing import Any
 import pytest
 
 from service.errors import StoreUnavailable
-from service.scripts import Scripts
+from service.store.batching import BatchedScript
+from service.store.calls.common import STALE, ScriptCalls, Stale
 from service.store.refusals import STALE_RETRIES, until_fresh
 from tests.api import Api, error_of
 
 
-class AlwaysStale:
-    """A script stand-in that answers STALE every time, counting its calls."""
+class AlwaysStale(BatchedScript):
+    """A stand-in for a registered script that answers STALE every time, counting its calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, real: BatchedScript) -> None:
+        super().__init__(real.script, real.sha, real.batcher, writes=real.writes)
         self.calls = 0
-        self.writes = True
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> list[Any]:
         self.calls += 1
@@ -76,6 +77,17 @@ CASES: dict[str, tuple[str, str, Request]] = {
 }
 
 
+def calls_of(store: object, script_name: str) -> ScriptCalls:
+    """The store's typed calls that run `script_name`."""
+    found = [
+        value
+        for value in vars(store).values()
+        if isinstance(value, ScriptCalls) and hasattr(value, script_name)
+    ]
+    assert len(found) == 1, (store, script_name)
+    return found[0]
+
+
 def _later_slot(resource_id: str) -> dict[str, Any]:
     return {
         "resource_id": resource_id,
@@ -93,33 +105,34 @@ def test_running_out_of_stale_retries_is_503_with_retry_after(api: Api, case: st
     slot = api.slot(resource["id"])
     method, path, body = request(api, resource, slot)
     store = getattr(api.app.state.services, store_name)
-    stale = AlwaysStale()
-    scripts: Scripts = store._scripts
-    store._scripts = dataclasses.replace(scripts, **{script_name: stale})
+    calls = calls_of(store, script_name)
+    scripts = calls.scripts
+    stale = AlwaysStale(getattr(scripts, script_name))
+    calls.scripts = dataclasses.replace(scripts, **{script_name: stale})
 
     response = api.call(method, path, body)
 
     assert error_of(response) == (503, "E103")
     assert int(response.headers["retry-after"]) >= 1
     assert stale.calls == STALE_RETRIES
-    store._scripts = scripts
+    calls.scripts = scripts
     assert api.call("GET", f"/slots/{slot['id']}").status_code == 200  # nothing was applied
 
 
 def test_a_loop_that_settles_answers_without_503_and_pauses_only_between_tries() -> None:
     """A request whose data stopped changing on the third read succeeds; the pause spaces
     the reads, and none is spent after the last STALE of a loop that runs out."""
-    answers = [None, None, "settled"]
+    answers: list[str | Stale] = [STALE, STALE, "settled"]
 
-    async def attempt() -> str | None:
+    async def attempt() -> str | Stale:
         return answers.pop(0)
 
     started = time.monotonic()
     assert asyncio.run(until_fresh("the test", attempt, pause_s=0.01)) == "settled"
     assert time.monotonic() - started >= 0.02
 
-    async def never() -> str | None:
-        return None
+    async def never() -> str | Stale:
+        return STALE
 
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="the test kept changing"):

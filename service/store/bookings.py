@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import msgspec
+from typing import TypeVar
 
 from service import keyspace
 from service.clock import Clock
 from service.errors import BookingNotFound, SlotNotFound
 from service.ids import canonical_id, new_child_id, same_shard
-from service.records import BookingRecord, from_flat, from_hash, to_flat
+from service.records import BookingRecord, from_hash, to_flat
 from service.scripts import Scripts
+from service.store.calls.bookings import BookingCalls, BookingPage, Replayed
+from service.store.calls.common import Stale
 from service.store.client import RedisClient
 from service.store.listing import merged_page
-from service.store.refusals import check, until_fresh
+from service.store.refusals import until_fresh
 
-# The hash's values are all strings: strict=False reads "1764..." as an int.
-_booking_json = msgspec.json.Decoder(BookingRecord, strict=False)
+T = TypeVar("T")
 RECEIPT_TTL_MS = 24 * 3600 * 1000
 _MAX_HOPS = 16  # forwarding addresses followed before giving up (a booking moved that often)
 STALE_PAUSE_S = 0.05  # a move in flight settles in milliseconds; its healer within seconds
@@ -39,7 +38,7 @@ class BookingStore:
 
     def __init__(self, redis: RedisClient, scripts: Scripts, clock: Clock) -> None:
         self._redis = redis
-        self._scripts = scripts
+        self._calls = BookingCalls(scripts)
         self._clock = clock
 
     async def create(
@@ -62,27 +61,29 @@ class BookingStore:
             created_ms=now_ms,
             updated_ms=now_ms,
         )
-        keys = [
-            keyspace.slot(slot_id),
-            keyspace.lock(slot_id),
-            keyspace.resource(slot_id),
-            keyspace.resource_bookings(slot_id),
-            keyspace.slot_bookings(slot_id),
-            keyspace.booking(record.id),
-            keyspace.receipt(slot_id, idempotency_hash or "none"),
-            keyspace.holds(slot_id, holder),
-            keyspace.held(slot_id),
-            keyspace.lock_ends(slot_id),
-            keyspace.events(slot_id),
-            keyspace.resource_slots(slot_id),
-        ]
-        ttl_ms = RECEIPT_TTL_MS if idempotency_hash else 0
-        args = [environment, now_ms, holder, record.id, ttl_ms, *to_flat(record)]
-        reply = await self._scripts.create_booking(keys, args)
-        if reply[0] == "REPLAY":  # the first attempt with this Idempotency-Key booked
-            return await self.get(environment, reply[1])
-        check(reply, now_ms)
-        record.resource_id = reply[1]
+        booked = await self._calls.create_booking(
+            slot_key=keyspace.slot(slot_id),
+            lock_key=keyspace.lock(slot_id),
+            resource_key=keyspace.resource(slot_id),
+            resource_bookings_key=keyspace.resource_bookings(slot_id),
+            slot_bookings_key=keyspace.slot_bookings(slot_id),
+            booking_key=keyspace.booking(record.id),
+            receipt_key=keyspace.receipt(slot_id, idempotency_hash or "none"),
+            holds_key=keyspace.holds(slot_id, holder),
+            held_key=keyspace.held(slot_id),
+            lock_ends_key=keyspace.lock_ends(slot_id),
+            events_key=keyspace.events(slot_id),
+            starts_key=keyspace.resource_slots(slot_id),
+            environment=environment,
+            now_ms=now_ms,
+            holder=holder,
+            booking_id=record.id,
+            receipt_ttl_ms=RECEIPT_TTL_MS if idempotency_hash else 0,
+            fields=to_flat(record),
+        )
+        if isinstance(booked, Replayed):  # the first attempt with this Idempotency-Key booked
+            return await self.get(environment, booked.booking_id)
+        record.resource_id = booked.resource_id
         return record
 
     async def get(self, environment: str, booking_id: str) -> BookingRecord:
@@ -125,65 +126,66 @@ class BookingStore:
     ) -> BookingRecord:
         """Replace the metadata."""
 
-        async def attempt(found: BookingRecord) -> list[Any]:
-            keys = [keyspace.booking(booking_id, found.slot_id)]
-            reply: list[Any] = await self._scripts.update_booking(
-                keys, [environment, self._clock(), metadata_json]
+        async def attempt(found: BookingRecord) -> BookingRecord | Stale:
+            return await self._calls.update_booking(
+                booking_key=keyspace.booking(booking_id, found.slot_id),
+                environment=environment,
+                now_ms=self._clock(),
+                metadata=metadata_json,
             )
-            return reply
 
-        _, reply = await self._where_it_is(environment, booking_id, attempt)
-        return from_flat(reply[1], BookingRecord)
+        _, updated = await self._where_it_is(environment, booking_id, attempt)
+        return updated
 
     async def set_status(
         self, environment: str, booking_id: str, status: str, holder: str = ""
     ) -> BookingRecord:
         """Cancel ("cancelled") or enable ("active"); the same status again is a no-op."""
 
-        async def attempt(found: BookingRecord) -> list[Any]:
+        async def attempt(found: BookingRecord) -> BookingRecord | Stale:
             slot_id = found.slot_id
-            keys = [
-                keyspace.booking(booking_id, slot_id),
-                keyspace.slot(slot_id),
-                keyspace.lock(slot_id),
-                keyspace.resource(slot_id),
-                keyspace.holds(slot_id, holder),
-                keyspace.held(slot_id),
-                keyspace.lock_ends(slot_id),
-                keyspace.events(slot_id),
-                keyspace.resource_slots(slot_id),
-                keyspace.resource_bookings(slot_id),
-                keyspace.slot_bookings(slot_id),
-            ]
-            reply: list[Any] = await self._scripts.set_booking_status(
-                keys, [environment, status, self._clock(), holder, slot_id]
+            return await self._calls.set_booking_status(
+                booking_key=keyspace.booking(booking_id, slot_id),
+                slot_key=keyspace.slot(slot_id),
+                lock_key=keyspace.lock(slot_id),
+                resource_key=keyspace.resource(slot_id),
+                holds_key=keyspace.holds(slot_id, holder),
+                held_key=keyspace.held(slot_id),
+                lock_ends_key=keyspace.lock_ends(slot_id),
+                events_key=keyspace.events(slot_id),
+                starts_key=keyspace.resource_slots(slot_id),
+                resource_bookings_key=keyspace.resource_bookings(slot_id),
+                slot_bookings_key=keyspace.slot_bookings(slot_id),
+                environment=environment,
+                status=status,
+                now_ms=self._clock(),
+                holder=holder,
+                slot_id=slot_id,
             )
-            return reply
 
-        _, reply = await self._where_it_is(environment, booking_id, attempt)
-        return from_flat(reply[1], BookingRecord)
+        _, changed = await self._where_it_is(environment, booking_id, attempt)
+        return changed
 
     async def delete(self, environment: str, booking_id: str) -> BookingRecord:
         """Delete for good; returns the booking as it was."""
 
-        async def attempt(found: BookingRecord) -> list[Any]:
+        async def attempt(found: BookingRecord) -> Stale | None:
             slot_id = found.slot_id
-            keys = [
-                keyspace.booking(booking_id, slot_id),
-                keyspace.slot(slot_id),
-                keyspace.resource(slot_id),
-                keyspace.resource_bookings(slot_id),
-                keyspace.slot_bookings(slot_id),
-                keyspace.lock(slot_id),
-                keyspace.events(slot_id),
-                keyspace.held(slot_id),
-                keyspace.resource_slots(slot_id),
-                keyspace.lock_ends(slot_id),
-            ]
-            reply: list[Any] = await self._scripts.delete_booking(
-                keys, [environment, slot_id, booking_id]
+            return await self._calls.delete_booking(
+                booking_key=keyspace.booking(booking_id, slot_id),
+                slot_key=keyspace.slot(slot_id),
+                resource_key=keyspace.resource(slot_id),
+                resource_bookings_key=keyspace.resource_bookings(slot_id),
+                slot_bookings_key=keyspace.slot_bookings(slot_id),
+                lock_key=keyspace.lock(slot_id),
+                events_key=keyspace.events(slot_id),
+                held_key=keyspace.held(slot_id),
+                starts_key=keyspace.resource_slots(slot_id),
+                lock_ends_key=keyspace.lock_ends(slot_id),
+                environment=environment,
+                slot_id=slot_id,
+                booking_id=booking_id,
             )
-            return reply
 
         found, _ = await self._where_it_is(environment, booking_id, attempt)
         return found
@@ -192,54 +194,48 @@ class BookingStore:
         self,
         environment: str,
         booking_id: str,
-        attempt: Callable[[BookingRecord], Awaitable[list[Any]]],
-    ) -> tuple[BookingRecord, list[Any]]:
+        attempt: Callable[[BookingRecord], Awaitable[T | Stale]],
+    ) -> tuple[BookingRecord, T]:
         """Run a script on the booking where it lives; again if it moved meanwhile (STALE).
 
         A booking is addressed through the slot it was found on, and a reschedule may
         move it between the look-up and the script; the script then answers STALE.
         """
 
-        async def once() -> tuple[BookingRecord, list[Any]] | None:
+        async def once() -> tuple[BookingRecord, T] | Stale:
             found = await self.get(environment, booking_id)
-            reply = await attempt(found)
-            if reply[0] == "STALE":
-                return None
-            return found, check(reply, self._clock())
+            done = await attempt(found)
+            return done if isinstance(done, Stale) else (found, done)
 
         return await until_fresh("the booking", once, STALE_PAUSE_S)
 
     async def move_within_resource(
         self, environment: str, found: BookingRecord, target_slot_id: str, holder: str
-    ) -> list[Any]:
+    ) -> BookingRecord | Stale:
         """One script moves a booking between two slots of one resource (one shard)."""
-        booking_id, source_slot_id = found.id, found.slot_id
-        keys = [
-            keyspace.booking(booking_id, source_slot_id),
-            keyspace.slot(source_slot_id),
-            keyspace.slot_bookings(source_slot_id),
-            keyspace.slot(target_slot_id),
-            keyspace.lock(target_slot_id),
-            keyspace.slot_bookings(target_slot_id),
-            keyspace.resource(target_slot_id),
-            keyspace.holds(target_slot_id, holder),
-            keyspace.held(target_slot_id),
-            keyspace.lock(source_slot_id),
-            keyspace.held(source_slot_id),
-            keyspace.lock_ends(target_slot_id),
-            keyspace.events(target_slot_id),
-            keyspace.resource_slots(target_slot_id),
-        ]
-        args = [
-            environment,
-            self._clock(),
-            holder,
-            booking_id,
-            source_slot_id,
-            target_slot_id,
-        ]
-        reply: list[Any] = await self._scripts.reschedule_booking(keys, args)
-        return reply
+        booking_id, source, target = found.id, found.slot_id, target_slot_id
+        return await self._calls.reschedule_booking(
+            booking_key=keyspace.booking(booking_id, source),
+            source_slot_key=keyspace.slot(source),
+            source_bookings_key=keyspace.slot_bookings(source),
+            target_slot_key=keyspace.slot(target),
+            target_lock_key=keyspace.lock(target),
+            target_bookings_key=keyspace.slot_bookings(target),
+            resource_key=keyspace.resource(target),
+            holds_key=keyspace.holds(target, holder),
+            target_held_key=keyspace.held(target),
+            source_lock_key=keyspace.lock(source),
+            source_held_key=keyspace.held(source),
+            lock_ends_key=keyspace.lock_ends(target),
+            events_key=keyspace.events(target),
+            starts_key=keyspace.resource_slots(target),
+            environment=environment,
+            now_ms=self._clock(),
+            holder=holder,
+            booking_id=booking_id,
+            source_slot_id=source,
+            target_slot_id=target,
+        )
 
     async def page(
         self,
@@ -258,16 +254,12 @@ class BookingStore:
             owners = resource_ids
 
         async def keys(owner_id: str, count: int) -> tuple[int, list[tuple[int, str]]]:
-            reply = await self._list(environment, owner_id, where, (0, count), False)
-            flat = reply[2:]
-            return int(reply[1]), [
-                (int(created_ms), str(booking_id))
-                for created_ms, booking_id in zip(flat[::2], flat[1::2], strict=True)
-            ]
+            page = await self._list(environment, owner_id, where, (0, count), False)
+            return page.total, page.sort_keys
 
         async def records(owner_id: str, at: int, count: int) -> tuple[int, list[BookingRecord]]:
-            reply = await self._list(environment, owner_id, where, (at, count), True)
-            return int(reply[1]), [_booking_json.decode(fields) for fields in reply[2:]]
+            page = await self._list(environment, owner_id, where, (at, count), True)
+            return page.total, page.records
 
         def created(record: BookingRecord) -> tuple[int, str]:
             return record.created_ms, record.id
@@ -281,24 +273,23 @@ class BookingStore:
         where: BookingFilter,
         window: tuple[int, int],
         with_records: bool,
-    ) -> list[Any]:
+    ) -> BookingPage:
         """One call of lua/list_bookings.lua on a resource's (or, with slot_id, a slot's) index."""
-        index_key = (
-            keyspace.resource_bookings(owner_id)
-            if where.slot_id is None
-            else keyspace.slot_bookings(where.slot_id)
+        return await self._calls.list_bookings(
+            resource_key=keyspace.resource(owner_id),
+            index_key=(
+                keyspace.resource_bookings(owner_id)
+                if where.slot_id is None
+                else keyspace.slot_bookings(where.slot_id)
+            ),
+            booking_prefix=keyspace.booking_prefix(owner_id),
+            environment=environment,
+            resource_id=where.resource_id or "",
+            status=where.status or "",
+            offset=window[0],
+            limit=window[1],
+            with_records=with_records,
         )
-        keys = [keyspace.resource(owner_id), index_key, keyspace.booking_prefix(owner_id)]
-        args = [
-            environment,
-            where.resource_id or "",
-            where.status or "",
-            window[0],
-            window[1],
-            int(with_records),
-        ]
-        reply: list[Any] = await self._scripts.list_bookings(keys, args)
-        return reply if reply[0] == "OK" else ["OK", 0]
 
 
 def _checked_slot(slot_id: str) -> str:

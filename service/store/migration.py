@@ -24,6 +24,7 @@ from service import keyspace
 from service.records import ResourceRecord, from_hash
 from service.scripts import Scripts
 from service.store.bands import sort_key_of
+from service.store.calls.resources import ResourceCalls
 from service.store.client import RedisClient
 from service.store.resource_index import ResourceIndex
 
@@ -40,7 +41,7 @@ class ListIndexMigration:
 
     def __init__(self, redis: RedisClient, scripts: Scripts, index: ResourceIndex) -> None:
         self._redis = redis
-        self._scripts = scripts
+        self._calls = ResourceCalls(scripts)
         self._index = index
 
     async def run(self) -> bool:
@@ -92,26 +93,26 @@ class ListIndexMigration:
 
     async def _slots(self, resource_id: str) -> int:
         """Index one resource's slots step by step; returns how many it holds."""
-        keys = [
-            keyspace.resource(resource_id),
-            keyspace.resource_slots(resource_id),
-            keyspace.lock_ends(resource_id),
-            keyspace.resource_bookings(resource_id),
-            keyspace.slot_prefix(resource_id),
-            keyspace.lock_prefix(resource_id),
-            keyspace.slot_bookings_prefix(resource_id),
-            keyspace.booking_prefix(resource_id),
-            keyspace.held_prefix(resource_id),
-        ]
         slot_count = int(await self._redis.zcard(keyspace.resource_slots(resource_id)))
         after, done = "", 0
         while True:
-            reply = await self._scripts.index_slots(
-                keys, [after, SLOTS_PER_STEP, LIST_INDEX_VERSION]
+            more = await self._calls.index_slots(
+                resource_key=keyspace.resource(resource_id),
+                starts_key=keyspace.resource_slots(resource_id),
+                lock_ends_key=keyspace.lock_ends(resource_id),
+                resource_bookings_key=keyspace.resource_bookings(resource_id),
+                slot_prefix=keyspace.slot_prefix(resource_id),
+                lock_prefix=keyspace.lock_prefix(resource_id),
+                slot_bookings_prefix=keyspace.slot_bookings_prefix(resource_id),
+                booking_prefix=keyspace.booking_prefix(resource_id),
+                held_prefix=keyspace.held_prefix(resource_id),
+                after_ms=after,
+                count=SLOTS_PER_STEP,
+                version=LIST_INDEX_VERSION,
             )
-            if reply[0] == "DONE":
+            if more is None:
                 return slot_count
-            after, done = reply[1], done + SLOTS_PER_STEP
+            after, done = more, done + SLOTS_PER_STEP
             if done % (SLOTS_PER_STEP * 20) == 0:
                 logger.info(
                     "list indexes: resource %s: %d of %d slots", resource_id, done, slot_count

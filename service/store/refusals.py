@@ -1,11 +1,15 @@
-"""Script status codes and the API errors they become: the one table, translated once."""
+"""Script status codes and the API errors they become: the one table, translated once.
+
+The typed script calls (service/store/calls/) raise these for the statuses that refuse
+a request; statuses a store acts on (STALE, REPLAY, GONE, ...) become reply types there.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from service.clock import format_instant
 from service.errors import (
@@ -17,6 +21,8 @@ from service.errors import (
     StoreUnavailable,
     Unprocessable,
 )
+from service.scripts import RedisReply
+from service.store.calls.common import Stale, UnexpectedReply, as_int, as_str
 
 # A script answers STALE when what the store read before calling it changed meanwhile
 # (a slot added, a booking moved): the store reads again and calls it again.
@@ -24,11 +30,11 @@ STALE_RETRIES = 8
 
 T = TypeVar("T")
 
-Refusal = Callable[[list[Any], int], ApiError]
+Refusal = Callable[[list[RedisReply], int], ApiError]
 
 
-def _locked(reply: list[Any], now_ms: int) -> ApiError:
-    until_ms = int(reply[1])
+def _locked(reply: list[RedisReply], now_ms: int) -> ApiError:
+    until_ms = as_int(reply[1])
     return Unprocessable(
         "E045",
         f"the slot is locked under another lock_key until {format_instant(until_ms)}",
@@ -36,8 +42,8 @@ def _locked(reply: list[Any], now_ms: int) -> ApiError:
     )
 
 
-def _held(reply: list[Any], now_ms: int) -> ApiError:
-    until_ms = int(reply[1])
+def _held(reply: list[RedisReply], now_ms: int) -> ApiError:
+    until_ms = as_int(reply[1])
     return Unprocessable(
         "E045",
         "another lock_key holds places of the slot; the first of those holds ends at "
@@ -46,19 +52,19 @@ def _held(reply: list[Any], now_ms: int) -> ApiError:
     )
 
 
-def _places_short(reply: list[Any], now_ms: int) -> ApiError:
-    free, own = int(reply[1]), int(reply[2])
+def _places_short(reply: list[RedisReply], now_ms: int) -> ApiError:
+    free, own = as_int(reply[1]), as_int(reply[2])
     return Unprocessable(
         "E049",
         f"only {free} places of the slot are free besides the {own} this lock_key holds",
     )
 
 
-def _capacity_too_low(reply: list[Any], now_ms: int) -> ApiError:
-    held = int(reply[2]) if len(reply) > 2 else 0
+def _capacity_too_low(reply: list[RedisReply], now_ms: int) -> ApiError:
+    held = as_int(reply[2]) if len(reply) > 2 else 0
     return Unprocessable(
         "E046",
-        f"`capacity` is below the slot's {reply[1]} active bookings"
+        f"`capacity` is below the slot's {as_int(reply[1])} active bookings"
         + (f" plus {held} held places" if held else ""),
     )
 
@@ -89,34 +95,32 @@ REFUSALS: dict[str, Refusal] = {
         "E023", "`start_date` must be before `end_date`"
     ),
     "OVERLAP": lambda reply, now_ms: Unprocessable(
-        "E024", f"the slot would overlap slot {reply[1]} of the same resource"
+        "E024", f"the slot would overlap slot {as_str(reply[1])} of the same resource"
     ),
     "CAPACITY_TOO_LOW": _capacity_too_low,
     "HAS_ACTIVE_BOOKINGS": lambda reply, now_ms: Unprocessable(
-        "E060", f"the slot still has {reply[1]} active bookings"
+        "E060", f"the slot still has {as_int(reply[1])} active bookings"
     ),
     "HOLD_CAP": lambda reply, now_ms: Unprocessable(
-        "E104", f"this lock_key already holds {reply[1]} slots, the most one key may hold"
+        "E104", f"this lock_key already holds {as_int(reply[1])} slots, the most one key may hold"
     ),
 }
 
 
-def check(reply: list[Any], now_ms: int) -> list[Any]:
-    """Return a script's reply when its status is OK; otherwise raise the matching error."""
-    status = reply[0]
-    if status == "OK":
-        return reply
-    refusal = REFUSALS.get(status)
+def refused(reply: list[RedisReply], now_ms: int) -> ApiError:
+    """The error a refusing reply becomes; `now_ms` is the instant the script judged at
+    (E045's Retry-After counts from it; only lock_slot answers LOCKED or HELD)."""
+    refusal = REFUSALS.get(as_str(reply[0]))
     if refusal is None:
-        raise RuntimeError(f"script answered an unknown status {status!r}")
-    raise refusal(reply, now_ms)
+        raise UnexpectedReply(f"a script answered {reply!r}: no status its header lists")
+    return refusal(reply, now_ms)
 
 
 async def until_fresh(
-    what: str, attempt: Callable[[], Awaitable[T | None]], pause_s: float = 0.0
+    what: str, attempt: Callable[[], Awaitable[T | Stale]], pause_s: float = 0.0
 ) -> T:
-    """Run `attempt` (read, then call a script) until it answers; None means its script
-    answered STALE, so it reads again, after `pause_s`.
+    """Run `attempt` (read, then call a script) until it answers; Stale means its script
+    found that what it read changed, so it reads again, after `pause_s`.
 
     Past STALE_RETRIES tries, 503 E103 naming `what`: running out is contention, not a
     bad request, and the client is told to retry like any other time Redis cannot take
@@ -124,7 +128,7 @@ async def until_fresh(
     """
     for tries in range(1, STALE_RETRIES + 1):
         found = await attempt()
-        if found is not None:
+        if not isinstance(found, Stale):
             return found
         if pause_s and tries < STALE_RETRIES:
             await asyncio.sleep(pause_s)

@@ -22,19 +22,20 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
 
 import msgspec
 
 from service import keyspace
 from service.clock import Clock
-from service.errors import SlotNotFound
+from service.errors import ApiError, SlotNotFound
 from service.ids import canonical_id, same_shard
-from service.records import BookingRecord, from_flat, to_flat
+from service.records import BookingRecord, to_flat
 from service.scripts import Scripts
 from service.store.bookings import STALE_PAUSE_S, BookingStore
+from service.store.calls.common import STALE, Stale
+from service.store.calls.moves import Aborted, Gone, MoveCalls
 from service.store.client import RedisClient
-from service.store.refusals import check, until_fresh
+from service.store.refusals import until_fresh
 
 logger = logging.getLogger("slotlock.reschedule")
 
@@ -67,7 +68,7 @@ class Rescheduler:
         self, redis: RedisClient, scripts: Scripts, clock: Clock, bookings: BookingStore
     ) -> None:
         self._redis = redis
-        self._scripts = scripts
+        self._moves = MoveCalls(scripts)
         self._clock = clock
         self._bookings = bookings
         self.crash_after: str | None = None  # tests: "intent", "reserve" or "release"
@@ -79,25 +80,21 @@ class Rescheduler:
         if canonical_id(target_slot_id) != target_slot_id:
             raise SlotNotFound("slot not found")
 
-        async def attempt() -> BookingRecord | None:
+        async def attempt() -> BookingRecord | Stale:
             found = await self._bookings.get(environment, booking_id)
             if found.slot_id == target_slot_id:
                 return found
             if same_shard(found.slot_id, target_slot_id):
-                reply = await self._bookings.move_within_resource(
+                return await self._bookings.move_within_resource(
                     environment, found, target_slot_id, holder
                 )
-            else:
-                reply = await self._move_across(environment, found, target_slot_id, holder)
-            if reply[0] == "STALE":
-                return None
-            return from_flat(check(reply, self._clock())[1], BookingRecord)
+            return await self._move_across(environment, found, target_slot_id, holder)
 
         return await until_fresh("the booking", attempt, STALE_PAUSE_S)
 
     async def _move_across(
         self, environment: str, found: BookingRecord, target_slot_id: str, holder: str
-    ) -> list[Any]:
+    ) -> BookingRecord | Stale:
         intent = Intent(
             intent_id=secrets.token_hex(8),
             environment=environment,
@@ -112,21 +109,33 @@ class Rescheduler:
             keyspace.reschedule_intents(), {entry: self._clock() + INTENT_DEADLINE_MS}
         )
         self._crash_point("intent")
-        reserved = await self._reserve(intent, found)
-        if reserved[0] != "OK":
+        try:
+            reserved = await self._reserve(intent, found)
+        except ApiError:  # the target refuses the place: nothing to undo
+            await self._redis.zrem(keyspace.reschedule_intents(), entry)
+            raise
+        if isinstance(reserved, Stale):
             await self._redis.zrem(keyspace.reschedule_intents(), entry)
             return reserved
         self._crash_point("reserve")
-        released = await self._release(intent)
-        if released[0] != "OK":
-            await self._abort_place(intent)
-            await self._redis.zrem(keyspace.reschedule_intents(), entry)
-            return ["STALE"] if released[0] in ("STALE", "ABORTED") else released
+        try:
+            released: Aborted | Stale | None = await self._release(intent)
+        except ApiError:  # the booking is gone from the source
+            await self._undo(intent, entry)
+            raise
+        if released is not None:  # aborted by the healer, or changed meanwhile: look again
+            await self._undo(intent, entry)
+            return STALE
         self._crash_point("release")
         confirmed = await self._confirm(intent)
         await self._redis.zrem(keyspace.reschedule_intents(), entry)
         # GONE: the booking was deleted on the target meanwhile; looking again says so.
-        return ["STALE"] if confirmed[0] == "GONE" else confirmed
+        return STALE if isinstance(confirmed, Gone) else confirmed
+
+    async def _undo(self, intent: Intent, entry: bytes) -> None:
+        """Free the target's reservation and forget the intent: the source kept the booking."""
+        await self._abort_place(intent)
+        await self._redis.zrem(keyspace.reschedule_intents(), entry)
 
     async def heal(self) -> int:
         """Settle every logged move whose deadline has passed; returns how many."""
@@ -136,21 +145,22 @@ class Rescheduler:
         )
         for entry in entries:
             intent = _intent_codec[1].decode(entry)
-            verdict = await self._scripts.abort_intent(
-                [keyspace.booking(intent.booking_id, intent.source_slot_id)], [intent.intent_id]
+            verdict = await self._moves.abort_intent(
+                booking_key=keyspace.booking(intent.booking_id, intent.source_slot_id),
+                intent_id=intent.intent_id,
             )
-            if verdict[0] == "RELEASED":
+            if verdict == "RELEASED":
                 await self._confirm(intent)
             else:
                 await self._abort_place(intent)
             await self._redis.zrem(intents_key, entry)
             logger.warning(
                 "healed a half-done reschedule",
-                extra={"booking_id": intent.booking_id, "outcome": verdict[0].lower()},
+                extra={"booking_id": intent.booking_id, "outcome": verdict.lower()},
             )
         return len(entries)
 
-    async def _reserve(self, intent: Intent, found: BookingRecord) -> list[Any]:
+    async def _reserve(self, intent: Intent, found: BookingRecord) -> Stale | None:
         target = intent.target_slot_id
         moved = msgspec.structs.replace(
             found,
@@ -159,83 +169,75 @@ class Rescheduler:
             pending_from_slot=found.slot_id,
             moved_to_slot="",
         )
-        keys = [
-            keyspace.slot(target),
-            keyspace.lock(target),
-            keyspace.resource(target),
-            keyspace.booking(intent.booking_id, target),
-            keyspace.holds(target, intent.holder),
-            keyspace.held(target),
-            keyspace.lock_ends(target),
-            keyspace.events(target),
-            keyspace.resource_slots(target),
-        ]
-        args = [
-            intent.environment,
-            self._clock(),
-            intent.holder,
-            intent.intent_id,
-            intent.status,
-            *to_flat(moved),
-        ]
-        reply: list[Any] = await self._scripts.reserve_place(keys, args)
-        return reply
-
-    async def _release(self, intent: Intent) -> list[Any]:
-        source = intent.source_slot_id
-        keys = [
-            keyspace.booking(intent.booking_id, source),
-            keyspace.slot(source),
-            keyspace.resource(source),
-            keyspace.resource_bookings(source),
-            keyspace.slot_bookings(source),
-            keyspace.lock(source),
-            keyspace.events(source),
-            keyspace.held(source),
-            keyspace.resource_slots(source),
-        ]
-        args = [
-            intent.environment,
-            intent.booking_id,
-            source,
-            intent.status,
-            intent.target_slot_id,
-            intent.intent_id,
-            self._clock(),
-        ]
-        reply: list[Any] = await self._scripts.release_booking(keys, args)
-        return reply
-
-    async def _confirm(self, intent: Intent) -> list[Any]:
-        target = intent.target_slot_id
-        keys = [
-            keyspace.booking(intent.booking_id, target),
-            keyspace.resource_bookings(target),
-            keyspace.slot_bookings(target),
-            keyspace.lock(target),
-            keyspace.slot(target),
-            keyspace.resource(target),
-            keyspace.lock_ends(target),
-            keyspace.events(target),
-            keyspace.held(target),
-        ]
-        reply: list[Any] = await self._scripts.confirm_place(
-            keys, [intent.booking_id, intent.intent_id, intent.holder]
+        return await self._moves.reserve_place(
+            slot_key=keyspace.slot(target),
+            lock_key=keyspace.lock(target),
+            resource_key=keyspace.resource(target),
+            booking_key=keyspace.booking(intent.booking_id, target),
+            holds_key=keyspace.holds(target, intent.holder),
+            held_key=keyspace.held(target),
+            lock_ends_key=keyspace.lock_ends(target),
+            events_key=keyspace.events(target),
+            starts_key=keyspace.resource_slots(target),
+            environment=intent.environment,
+            now_ms=self._clock(),
+            holder=intent.holder,
+            intent_id=intent.intent_id,
+            status=intent.status,
+            fields=to_flat(moved),
         )
-        return reply
+
+    async def _release(self, intent: Intent) -> Aborted | Stale | None:
+        source = intent.source_slot_id
+        return await self._moves.release_booking(
+            booking_key=keyspace.booking(intent.booking_id, source),
+            slot_key=keyspace.slot(source),
+            resource_key=keyspace.resource(source),
+            resource_bookings_key=keyspace.resource_bookings(source),
+            slot_bookings_key=keyspace.slot_bookings(source),
+            lock_key=keyspace.lock(source),
+            events_key=keyspace.events(source),
+            held_key=keyspace.held(source),
+            starts_key=keyspace.resource_slots(source),
+            environment=intent.environment,
+            booking_id=intent.booking_id,
+            source_slot_id=source,
+            status=intent.status,
+            target_slot_id=intent.target_slot_id,
+            intent_id=intent.intent_id,
+            now_ms=self._clock(),
+        )
+
+    async def _confirm(self, intent: Intent) -> BookingRecord | Gone:
+        target = intent.target_slot_id
+        return await self._moves.confirm_place(
+            booking_key=keyspace.booking(intent.booking_id, target),
+            resource_bookings_key=keyspace.resource_bookings(target),
+            slot_bookings_key=keyspace.slot_bookings(target),
+            lock_key=keyspace.lock(target),
+            slot_key=keyspace.slot(target),
+            resource_key=keyspace.resource(target),
+            lock_ends_key=keyspace.lock_ends(target),
+            events_key=keyspace.events(target),
+            held_key=keyspace.held(target),
+            booking_id=intent.booking_id,
+            intent_id=intent.intent_id,
+            holder=intent.holder,
+        )
 
     async def _abort_place(self, intent: Intent) -> None:
         target = intent.target_slot_id
-        keys = [
-            keyspace.booking(intent.booking_id, target),
-            keyspace.slot(target),
-            keyspace.resource(target),
-            keyspace.lock(target),
-            keyspace.events(target),
-            keyspace.held(target),
-            keyspace.resource_slots(target),
-        ]
-        await self._scripts.abort_place(keys, [intent.intent_id, intent.source_slot_id])
+        await self._moves.abort_place(
+            booking_key=keyspace.booking(intent.booking_id, target),
+            slot_key=keyspace.slot(target),
+            resource_key=keyspace.resource(target),
+            lock_key=keyspace.lock(target),
+            events_key=keyspace.events(target),
+            held_key=keyspace.held(target),
+            starts_key=keyspace.resource_slots(target),
+            intent_id=intent.intent_id,
+            source_slot_id=intent.source_slot_id,
+        )
 
     def _crash_point(self, step: str) -> None:
         if self.crash_after == step:

@@ -14,12 +14,13 @@ old. So a list's total is exact, whatever crashed when.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import NamedTuple
 
 from service import keyspace
 from service.clock import Clock
 from service.records import ResourceRecord, from_hash
 from service.scripts import Scripts
+from service.store.calls.resources import ResourceCalls
 from service.store.client import RedisClient
 
 SETTLE_AFTER_MS = 60_000  # no change takes this long; a mark this old was left by a crash
@@ -35,7 +36,7 @@ class ResourceIndex:
 
     def __init__(self, redis: RedisClient, scripts: Scripts, clock: Clock) -> None:
         self._redis = redis
-        self._scripts = scripts
+        self._calls = ResourceCalls(scripts)
         self._clock = clock
 
     async def mark(self, environment: str, resource_id: str) -> int:
@@ -51,25 +52,29 @@ class ResourceIndex:
         await self._apply(
             record.environment,
             record.id,
-            [record.revision, record.status, name_hash(record.name), record.created_ms],
+            _State(record.revision, record.status, name_hash(record.name), record.created_ms),
             settled_ms,
         )
 
     async def drop(self, environment: str, resource_id: str, settled_ms: int | None) -> None:
         """Take a resource that is gone for good out of the indexes."""
-        await self._apply(environment, resource_id, [0, "", "", 0], settled_ms)
+        await self._apply(environment, resource_id, _GONE, settled_ms)
 
     async def _apply(
-        self, environment: str, resource_id: str, state: list[Any], settled_ms: int | None
+        self, environment: str, resource_id: str, state: _State, settled_ms: int | None
     ) -> None:
-        keys = [
-            keyspace.environment_resources(environment),
-            keyspace.environment_resource_index(environment),
-            keyspace.environment_resource_names(environment),
-            keyspace.environment_resource_changes(environment),
-        ]
-        settled = "" if settled_ms is None else settled_ms
-        await self._scripts.index_resource(keys, [resource_id, *state, settled])
+        await self._calls.index_resource(
+            all_key=keyspace.environment_resources(environment),
+            state_key=keyspace.environment_resource_index(environment),
+            names_prefix=keyspace.environment_resource_names(environment),
+            changes_key=keyspace.environment_resource_changes(environment),
+            resource_id=resource_id,
+            revision=state.revision,
+            status=state.status,
+            name_hash=state.name_hash,
+            created_ms=state.created_ms,
+            settled_ms=settled_ms,
+        )
 
     async def settle(self, environment: str) -> list[str]:
         """Index every marked resource as its hash says now; returns those to leave out."""
@@ -98,10 +103,25 @@ class ResourceIndex:
     ) -> tuple[list[str], int]:
         """Resource ids [offset, offset + limit) that pass the filters, oldest first; the total."""
         unsettled = await self.settle(environment)
-        keys = [
-            keyspace.environment_resources(environment),
-            keyspace.environment_resource_names(environment),
-        ]
-        args = ["" if name is None else name_hash(name), status or "", offset, limit, *unsettled]
-        reply = await self._scripts.list_resources(keys, args)
-        return [str(resource_id) for resource_id in reply[2:]], int(reply[1])
+        page = await self._calls.list_resources(
+            all_key=keyspace.environment_resources(environment),
+            names_prefix=keyspace.environment_resource_names(environment),
+            name_hash="" if name is None else name_hash(name),
+            status=status or "",
+            offset=offset,
+            limit=limit,
+            unsettled=unsettled,
+        )
+        return page.resource_ids, page.total
+
+
+class _State(NamedTuple):
+    """What the indexes show of a resource: its hash's revision, status, name and creation."""
+
+    revision: int
+    status: str  # "" once gone for good
+    name_hash: str
+    created_ms: int
+
+
+_GONE = _State(0, "", "", 0)

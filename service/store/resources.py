@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from service import keyspace
 from service.clock import Clock
 from service.errors import ResourceNotFound
 from service.ids import canonical_id, new_resource_id
-from service.records import ResourceRecord, from_flat, from_hash, to_flat
+from service.records import ResourceRecord, from_hash, to_flat
 from service.scripts import Scripts
+from service.store.calls.common import Stale
+from service.store.calls.resources import ResourceCalls
 from service.store.client import RedisClient, members
-from service.store.refusals import check, until_fresh
+from service.store.refusals import until_fresh
 from service.store.resource_index import ResourceIndex
 
 _TAG_ATTEMPTS = 16
@@ -35,7 +36,7 @@ class ResourceStore:
 
     def __init__(self, redis: RedisClient, scripts: Scripts, clock: Clock) -> None:
         self._redis = redis
-        self._scripts = scripts
+        self._calls = ResourceCalls(scripts)
         self._clock = clock
         self.index = ResourceIndex(redis, scripts, clock)
 
@@ -48,10 +49,10 @@ class ResourceStore:
         for _ in range(_TAG_ATTEMPTS):
             record = _new_record(environment, draft, self._clock())
             mark_ms = await self.index.mark(environment, record.id)
-            reply = await self._scripts.create_resource(
-                [keyspace.resource(record.id)], to_flat(record)
+            created = await self._calls.create_resource(
+                resource_key=keyspace.resource(record.id), fields=to_flat(record)
             )
-            if reply[0] == "OK":
+            if created:
                 await self.index.show(record, mark_ms)
                 return record
             await self.index.drop(environment, record.id, mark_ms)
@@ -77,10 +78,12 @@ class ResourceStore:
         flat: list[str | int] = []
         for name, value in {**fields, "updated_ms": now_ms}.items():
             flat += [name, value]
-        reply = await self._scripts.update_resource(
-            [keyspace.resource(_checked(resource_id))], [environment, resource_id, *flat]
+        record = await self._calls.update_resource(
+            resource_key=keyspace.resource(_checked(resource_id)),
+            environment=environment,
+            resource_id=resource_id,
+            fields=flat,
         )
-        record = from_flat(check(reply, now_ms)[1], ResourceRecord)
         if indexed:
             await self.index.show(record, mark_ms)
         return record
@@ -89,18 +92,15 @@ class ResourceStore:
         """Delete the resource with every slot, lock and booking it owns."""
         await self.get(environment, resource_id)  # no mark for what is not there (404)
         mark_ms = await self.index.mark(environment, resource_id)
-
-        async def attempt() -> list[Any] | None:
-            reply = await self._delete_once(environment, resource_id)
-            return None if reply[0] == "STALE" else reply
-
-        check(await until_fresh("the slots of this resource", attempt), self._clock())
+        await until_fresh(
+            "the slots of this resource", lambda: self._delete_once(environment, resource_id)
+        )
         await self.index.drop(environment, resource_id, mark_ms)
 
-    async def _delete_once(self, environment: str, resource_id: str) -> list[Any]:
+    async def _delete_once(self, environment: str, resource_id: str) -> Stale | None:
         slot_ids = await members(self._redis, keyspace.resource_slots(resource_id))
         booking_ids = await members(self._redis, keyspace.resource_bookings(resource_id))
-        owned = [
+        per_slot = [
             key
             for slot_id in slot_ids
             for key in (
@@ -109,18 +109,23 @@ class ResourceStore:
                 keyspace.slot_bookings(slot_id),
                 keyspace.held(slot_id),
             )
-        ] + [keyspace.booking(booking_id, resource_id) for booking_id in booking_ids]
-        keys = [
-            keyspace.resource(resource_id),
-            keyspace.resource_slots(resource_id),
-            keyspace.resource_bookings(resource_id),
-            keyspace.events(resource_id),
-            keyspace.lock_ends(resource_id),
-            *owned,
         ]
-        args = [environment, resource_id, len(slot_ids), *slot_ids, *booking_ids]
-        result: list[Any] = await self._scripts.delete_resource(keys, args)
-        return result
+        return await self._calls.delete_resource(
+            resource_key=keyspace.resource(resource_id),
+            starts_key=keyspace.resource_slots(resource_id),
+            resource_bookings_key=keyspace.resource_bookings(resource_id),
+            events_key=keyspace.events(resource_id),
+            lock_ends_key=keyspace.lock_ends(resource_id),
+            owned_keys=[
+                *per_slot,
+                *[keyspace.booking(booking_id, resource_id) for booking_id in booking_ids],
+            ],
+            environment=environment,
+            resource_id=resource_id,
+            slot_count=len(slot_ids),
+            slot_ids=slot_ids,
+            booking_ids=booking_ids,
+        )
 
     async def ids(self, environment: str) -> list[str]:
         """Every resource id of the environment's index (some may be gone or not yet there)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from service import keyspace
 from service.clock import Clock
@@ -12,9 +11,12 @@ from service.ids import canonical_id, new_child_id
 from service.records import SlotRecord, to_flat
 from service.scripts import Scripts
 from service.store.bands import band_bounds, band_score, sort_key_of
+from service.store.calls.common import Stale
+from service.store.calls.locks import LockCalls
+from service.store.calls.slots import NewSlot, SlotCalls, SlotPage
 from service.store.client import RedisClient, members
 from service.store.listing import merged_page
-from service.store.refusals import check, until_fresh
+from service.store.refusals import until_fresh
 from service.views import SlotView
 
 
@@ -56,16 +58,21 @@ class SlotStore:
         self, redis: RedisClient, scripts: Scripts, clock: Clock, max_holds_per_key: int
     ) -> None:
         self._redis = redis
-        self._scripts = scripts
+        self._locks = LockCalls(scripts)
+        self._calls = SlotCalls(scripts)
         self._clock = clock
         self._max_holds = max_holds_per_key
 
     async def get(self, environment: str, slot_id: str) -> SlotView:
         """One slot, as its owner's environment sees it."""
-        now_ms = self._clock()
-        keys = [*_view_keys(slot_id), keyspace.held(slot_id)]
-        reply = await self._scripts.read_slot(keys, [environment, now_ms])
-        return SlotView.from_script(check(reply, now_ms)[1])
+        return await self._locks.read_slot(
+            slot_key=keyspace.slot(_checked(slot_id)),
+            lock_key=keyspace.lock(slot_id),
+            resource_key=keyspace.resource(slot_id),
+            held_key=keyspace.held(slot_id),
+            environment=environment,
+            now_ms=self._clock(),
+        )
 
     async def lock(
         self, environment: str, slot_id: str, holder: str, until_ms: int, quantity: int = 0
@@ -74,18 +81,37 @@ class SlotStore:
 
         Returns the slot and the fencing token, kept while the same key changes what it has.
         """
-        keys = _lock_keys(slot_id, holder)
-        now_ms = self._clock()
-        args = [environment, holder, until_ms, now_ms, self._max_holds, quantity]
-        _, token, view = check(await self._scripts.lock_slot(keys, args), now_ms)
-        return SlotView.from_script(view), int(token)
+        locked = await self._locks.lock_slot(
+            slot_key=keyspace.slot(_checked(slot_id)),
+            lock_key=keyspace.lock(slot_id),
+            resource_key=keyspace.resource(slot_id),
+            holds_key=keyspace.holds(slot_id, holder),
+            held_key=keyspace.held(slot_id),
+            lock_ends_key=keyspace.lock_ends(slot_id),
+            events_key=keyspace.events(slot_id),
+            environment=environment,
+            holder=holder,
+            until_ms=until_ms,
+            now_ms=self._clock(),
+            max_holds=self._max_holds,
+            quantity=quantity,
+        )
+        return locked.view, locked.token
 
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
         """Release `holder`'s lock or hold; harmless when it has none."""
-        now_ms = self._clock()
-        keys = _lock_keys(slot_id, holder)
-        reply = await self._scripts.unlock_slot(keys, [environment, holder, now_ms])
-        return SlotView.from_script(check(reply, now_ms)[1])
+        return await self._locks.unlock_slot(
+            slot_key=keyspace.slot(_checked(slot_id)),
+            lock_key=keyspace.lock(slot_id),
+            resource_key=keyspace.resource(slot_id),
+            holds_key=keyspace.holds(slot_id, holder),
+            held_key=keyspace.held(slot_id),
+            lock_ends_key=keyspace.lock_ends(slot_id),
+            events_key=keyspace.events(slot_id),
+            environment=environment,
+            holder=holder,
+            now_ms=self._clock(),
+        )
 
     async def create(
         self, environment: str, resource_id: str, drafts: list[SlotDraft]
@@ -95,26 +121,26 @@ class SlotStore:
             raise ResourceNotFound("resource not found")
         now_ms = self._clock()
         records = [_new_record(environment, resource_id, draft, now_ms) for draft in drafts]
-        field_count = len(to_flat(records[0]))
+        flats = [to_flat(record) for record in records]
 
-        async def attempt() -> list[SlotView] | None:
+        async def attempt() -> list[SlotView] | Stale:
             neighbours = await self._neighbours(resource_id, [(r.end_ms, "") for r in records])
-            keys = [
-                keyspace.resource(resource_id),
-                keyspace.resource_slots(resource_id),
-                keyspace.events(resource_id),
-            ]
-            args: list[str | int] = [environment, field_count]
-            for record, neighbour in zip(records, neighbours, strict=True):
-                keys += [keyspace.slot(record.id), keyspace.slot(neighbour or record.id)]
-                args += [record.id, record.start_ms, record.end_ms, neighbour, *to_flat(record)]
-            reply = await self._scripts.create_slots(keys, args)
-            if reply[0] == "STALE":
-                return None
-            check(reply, now_ms)
-            _, status, disabled_before_s, timezone = reply
+            created = await self._calls.create_slots(
+                resource_key=keyspace.resource(resource_id),
+                starts_key=keyspace.resource_slots(resource_id),
+                events_key=keyspace.events(resource_id),
+                per_slot=[
+                    _new_slot(record, flat, neighbour)
+                    for record, flat, neighbour in zip(records, flats, neighbours, strict=True)
+                ],
+                environment=environment,
+                field_count=len(flats[0]),
+            )
+            if isinstance(created, Stale):
+                return created
+            published = created.resource_status == "published"
             return [
-                SlotView(record, 0, status == "published", int(disabled_before_s), timezone)
+                SlotView(record, 0, published, created.booking_disabled_before_s, created.timezone)
                 for record in records
             ]
 
@@ -148,70 +174,71 @@ class SlotStore:
 
     async def update(self, environment: str, slot_id: str, changes: SlotChanges) -> SlotView:
         """Apply a PATCH in one script: range, overlap and capacity checked there."""
-        view_keys = _view_keys(slot_id)
+        slot_key = keyspace.slot(_checked(slot_id))
 
-        async def attempt() -> SlotView | None:
+        async def attempt() -> SlotView | Stale:
             end_ms = changes.end_ms
             if end_ms is None:
-                end_ms = int(await self._redis.hget(keyspace.slot(slot_id), "end_ms") or 0)
+                end_ms = int(await self._redis.hget(slot_key, "end_ms") or 0)
             (neighbour,) = await self._neighbours(slot_id, [(end_ms, slot_id)])
-            keys = [
-                *view_keys,
-                keyspace.resource_slots(slot_id),
-                keyspace.slot(neighbour or slot_id),
-                keyspace.held(slot_id),
-                keyspace.events(slot_id),
-                keyspace.lock_ends(slot_id),
-            ]
-            now_ms = self._clock()
-            args = [
-                environment,
-                now_ms,
-                _or_keep(changes.start_ms),
-                _or_keep(changes.end_ms),
-                _or_keep(changes.capacity),
-                _or_keep(None if changes.lockable is None else int(changes.lockable)),
-                _or_keep(changes.metadata_json),
-                neighbour,
-            ]
-            reply = await self._scripts.update_slot(keys, args)
-            if reply[0] == "STALE":
-                return None
-            return SlotView.from_script(check(reply, now_ms)[1])
+            return await self._calls.update_slot(
+                slot_key=slot_key,
+                lock_key=keyspace.lock(slot_id),
+                resource_key=keyspace.resource(slot_id),
+                starts_key=keyspace.resource_slots(slot_id),
+                neighbour_key=keyspace.slot(neighbour or slot_id),
+                held_key=keyspace.held(slot_id),
+                events_key=keyspace.events(slot_id),
+                lock_ends_key=keyspace.lock_ends(slot_id),
+                environment=environment,
+                now_ms=self._clock(),
+                start_ms=_or_keep(changes.start_ms),
+                end_ms=_or_keep(changes.end_ms),
+                capacity=_or_keep(changes.capacity),
+                lockable=_or_keep(None if changes.lockable is None else int(changes.lockable)),
+                metadata=_or_keep(changes.metadata_json),
+                neighbour_id=neighbour,
+            )
 
         return await until_fresh("the slots of this resource", attempt)
 
     async def set_status(self, environment: str, slot_id: str, status: str) -> SlotView:
         """Enable ("active") or disable ("disabled") a slot."""
-        now_ms = self._clock()
-        keys = [
-            *_view_keys(slot_id),
-            keyspace.held(slot_id),
-            keyspace.events(slot_id),
-            keyspace.resource_slots(slot_id),
-            keyspace.lock_ends(slot_id),
-        ]
-        reply = await self._scripts.set_slot_status(keys, [environment, status, now_ms])
-        return SlotView.from_script(check(reply, now_ms)[1])
+        return await self._calls.set_slot_status(
+            slot_key=keyspace.slot(_checked(slot_id)),
+            lock_key=keyspace.lock(slot_id),
+            resource_key=keyspace.resource(slot_id),
+            held_key=keyspace.held(slot_id),
+            events_key=keyspace.events(slot_id),
+            starts_key=keyspace.resource_slots(slot_id),
+            lock_ends_key=keyspace.lock_ends(slot_id),
+            environment=environment,
+            status=status,
+            now_ms=self._clock(),
+        )
 
     async def delete(self, environment: str, slot_id: str) -> None:
         """Delete a slot without active bookings, with its cancelled bookings."""
+        slot_key = keyspace.slot(_checked(slot_id))
 
-        async def attempt() -> list[Any] | None:
+        async def attempt() -> Stale | None:
             booking_ids = await members(self._redis, keyspace.slot_bookings(slot_id))
-            keys = [
-                *_view_keys(slot_id),
-                keyspace.resource_slots(slot_id),
-                keyspace.slot_bookings(slot_id),
-                keyspace.resource_bookings(slot_id),
-                keyspace.held(slot_id),
-                *_event_keys(slot_id),
-                *[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
-            ]
-            reply = await self._scripts.delete_slot(keys, [environment, *booking_ids])
-            return None if reply[0] == "STALE" else reply
+            return await self._calls.delete_slot(
+                slot_key=slot_key,
+                lock_key=keyspace.lock(slot_id),
+                resource_key=keyspace.resource(slot_id),
+                starts_key=keyspace.resource_slots(slot_id),
+                slot_bookings_key=keyspace.slot_bookings(slot_id),
+                resource_bookings_key=keyspace.resource_bookings(slot_id),
+                held_key=keyspace.held(slot_id),
+                lock_ends_key=keyspace.lock_ends(slot_id),
+                events_key=keyspace.events(slot_id),
+                booking_keys=[keyspace.booking(booking_id, slot_id) for booking_id in booking_ids],
+                environment=environment,
+                booking_ids=booking_ids,
+            )
 
-        check(await until_fresh("the bookings of this slot", attempt), self._clock())
+        await until_fresh("the bookings of this slot", attempt)
 
     async def page(
         self,
@@ -229,21 +256,12 @@ class SlotStore:
         offset, limit = window
 
         async def keys(resource_id: str, count: int) -> tuple[int, list[tuple[int, str]]]:
-            reply = await self._list(environment, resource_id, where, now_ms, (0, count), False)
-            flat = reply[5:]
-            return int(reply[1]), [
-                (int(start), str(id_)) for start, id_ in zip(flat[::2], flat[1::2], strict=True)
-            ]
+            page = await self._list(environment, resource_id, where, now_ms, (0, count), False)
+            return page.total, page.sort_keys
 
         async def views(resource_id: str, at: int, count: int) -> tuple[int, list[SlotView]]:
-            reply = await self._list(environment, resource_id, where, now_ms, (at, count), True)
-            resource, flat = reply[2:5], reply[5:]
-            return int(reply[1]), [
-                SlotView.from_script([slot_json, locked_until_ms, *resource, held])
-                for slot_json, locked_until_ms, held in zip(
-                    flat[::3], flat[1::3], flat[2::3], strict=True
-                )
-            ]
+            page = await self._list(environment, resource_id, where, now_ms, (at, count), True)
+            return page.total, page.views
 
         def start_of(view: SlotView) -> tuple[int, str]:
             return view.record.start_ms, view.record.id
@@ -253,8 +271,8 @@ class SlotStore:
     async def count_available(self, environment: str, resource_id: str) -> int:
         """How many of the resource's slots are `available` now: index work only."""
         where = SlotFilter(available=True)
-        reply = await self._list(environment, resource_id, where, self._clock(), (0, 0), False)
-        return int(reply[1])
+        page = await self._list(environment, resource_id, where, self._clock(), (0, 0), False)
+        return page.total
 
     async def _list(
         self,
@@ -264,57 +282,48 @@ class SlotStore:
         now_ms: int,
         window: tuple[int, int],
         with_views: bool,
-    ) -> list[Any]:
-        """One call of lua/list_slots.lua: ["OK", total, status, window, timezone, items...]."""
-        keys = [
-            keyspace.resource(resource_id),
-            keyspace.resource_slots(resource_id),
-            keyspace.lock_ends(resource_id),
-            keyspace.slot_prefix(resource_id),
-            keyspace.lock_prefix(resource_id),
-            keyspace.held_prefix(resource_id),
-        ]
-        args = [
-            environment,
-            now_ms,
-            "" if where.available is None else str(where.available).lower(),
-            _or_keep(where.starts_from_ms),
-            _or_keep(where.ends_by_ms),
-            window[0],
-            window[1],
-            int(with_views),
-        ]
-        reply: list[Any] = await self._scripts.list_slots(keys, args)
-        return reply if reply[0] == "OK" else ["OK", 0, "", 0, "UTC"]
+    ) -> SlotPage:
+        """One call of lua/list_slots.lua (an empty page when the resource is not there)."""
+        return await self._calls.list_slots(
+            resource_key=keyspace.resource(resource_id),
+            starts_key=keyspace.resource_slots(resource_id),
+            lock_ends_key=keyspace.lock_ends(resource_id),
+            slot_prefix=keyspace.slot_prefix(resource_id),
+            lock_prefix=keyspace.lock_prefix(resource_id),
+            held_prefix=keyspace.held_prefix(resource_id),
+            environment=environment,
+            now_ms=now_ms,
+            available="" if where.available is None else str(where.available).lower(),
+            from_ms=_or_keep(where.starts_from_ms),
+            until_ms=_or_keep(where.ends_by_ms),
+            offset=window[0],
+            limit=window[1],
+            with_views=with_views,
+        )
 
     def now_ms(self) -> int:
         """The store's clock, for callers that render views."""
         return self._clock()
 
 
-def _view_keys(slot_id: str) -> list[str]:
+def _checked(slot_id: str) -> str:
+    """The slot id, if it is one (a slot's keys carry its resource's hash tag); else 404."""
     if canonical_id(slot_id) != slot_id:
         raise SlotNotFound("slot not found")
-    return [keyspace.slot(slot_id), keyspace.lock(slot_id), keyspace.resource(slot_id)]
+    return slot_id
 
 
-def _hold_keys(slot_id: str, holder: str) -> list[str]:
-    """The slot's view keys, the holder's cap set and the slot's partial holds."""
-    return [
-        *_view_keys(slot_id),
-        keyspace.holds(slot_id, holder),
-        keyspace.held(slot_id),
-    ]
-
-
-def _lock_keys(slot_id: str, holder: str) -> list[str]:
-    """KEYS of lock_slot and unlock_slot: the hold's, then the events' (which the lists read)."""
-    return [*_hold_keys(slot_id, holder), *_event_keys(slot_id)]
-
-
-def _event_keys(slot_id: str) -> list[str]:
-    """The resource's lock ends and change stream, which every lock-changing script takes last."""
-    return [keyspace.lock_ends(slot_id), keyspace.events(slot_id)]
+def _new_slot(record: SlotRecord, flat: list[str], neighbour: str) -> NewSlot:
+    """create_slots' group for one new slot and the neighbour the store read for it."""
+    return NewSlot(
+        slot_key=keyspace.slot(record.id),
+        neighbour_key=keyspace.slot(neighbour or record.id),
+        slot_id=record.id,
+        start_ms=record.start_ms,
+        end_ms=record.end_ms,
+        neighbour_id=neighbour,
+        fields=flat,
+    )
 
 
 def _or_keep(value: object) -> str:
