@@ -84,7 +84,7 @@ def test_running_out_of_stale_retries_is_503_with_retry_after(api: Api, case: st
     resource = api.resource()
     slot = api.slot(resource["id"])
     method, path, body = request(api, resource, slot)
-    store = getattr(api.app.state.services, store_name)
+    store = getattr(api.app.services, store_name)
     stale = AlwaysStale()
     scripts: Scripts = store._scripts
     store._scripts = dataclasses.replace(scripts, **{script_name: stale})
