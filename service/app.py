@@ -83,7 +83,19 @@ class SlotlockApp(Dispatcher):
 
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
-        """Start-up (scripts, migration, readiness, background jobs), then shutdown."""
+        """Start-up (scripts, migration, readiness, background jobs), then shutdown.
+
+        What start-up opened is closed even when start-up itself fails.
+        """
+        jobs: list[asyncio.Task[None]] = []
+        try:
+            await self._warm_up()
+            jobs = self._start_jobs()
+            yield
+        finally:
+            await self._stop(jobs)
+
+    async def _warm_up(self) -> None:
         found = self.services
         try:
             await found.readiness.warm_up()
@@ -91,7 +103,10 @@ class SlotlockApp(Dispatcher):
         except OUTAGE_ERRORS as error:
             # Start anyway: /readyz stays 503 and warms up once Redis answers.
             logger.error("redis unreachable at start-up: %s", type(error).__name__)
-        jobs = [
+
+    def _start_jobs(self) -> list[asyncio.Task[None]]:
+        found = self.services
+        return [
             # Settles half-done cross-resource reschedules, in every pod.
             asyncio.create_task(
                 every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer", found.outage)
@@ -105,7 +120,9 @@ class SlotlockApp(Dispatcher):
                 every(FLUSH_INTERVAL_S, found.rate_limiter.flush, "rate limits", found.outage)
             ),
         ]
-        yield
+
+    async def _stop(self, jobs: list[asyncio.Task[None]]) -> None:
+        found = self.services
         await found.event_hub.close()
         for job in jobs:
             job.cancel()
