@@ -20,7 +20,7 @@ def test_building_and_running_an_app_leaves_the_collector_alone(
 ) -> None:
     """An app built and started in a process that builds many (these tests) freezes nothing."""
     before = (gc.get_freeze_count(), gc.get_threshold())
-    with TestClient(create_app(settings, redis_client)) as client:
+    with TestClient(create_app(settings, redis_client, owns_redis=True)) as client:
         assert client.get("/healthz").status_code == 200
     assert (gc.get_freeze_count(), gc.get_threshold()) == before
 
