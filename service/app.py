@@ -1,42 +1,37 @@
-"""The ASGI application: routes, error handlers, start-up (script preload) and shutdown."""
+"""The service as an ASGI app: its parts wired to its routes, start-up and shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp
-
 from service.clock import Clock, system_clock_ms
-from service.cors import CorsPolicy, Preflights
-from service.errors import ApiError, MethodNotAllowed, RouteNotFound, StoreUnavailable
-from service.hot_routes import HotRoutes
+from service.cors import CorsPolicy
+from service.dispatch import Dispatcher
 from service.idempotency import Idempotency
 from service.logs import AccessLog
-from service.middleware import RequestContext
 from service.outage import OUTAGE_ERRORS, OutageLog
 from service.ratelimit import FLUSH_INTERVAL_S
 from service.readiness import CHECK_INTERVAL_S
-from service.responses import failure
-from service.routes import bookings, demo, events, ops, resources, slots
+from service.routes import demo
+from service.routes.bookings import BookingRoutes
+from service.routes.common import Gate
+from service.routes.events import EventRoutes
+from service.routes.ops import ops_routes
+from service.routes.resources import ResourceRoutes
+from service.routes.slots import SlotRoutes
+from service.routing import Route
 from service.services import Services
 from service.settings import Settings
 from service.store.client import RedisClient
+from service.store.idempotency import IdempotencyRecords
 
 logger = logging.getLogger("slotlock")
 
 
 HEAL_INTERVAL_S = 5.0
-GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700 allocations
 
 
 async def every(
@@ -70,44 +65,48 @@ async def every(
             outage.success()
 
 
-class SlotlockApp(Starlette):
-    """Starlette without its outermost ServerErrorMiddleware.
+class SlotlockApp(Dispatcher):
+    """The service; `services` are its parts, for its jobs, tests and tools (not its routes)."""
 
-    RequestContext, the first middleware inside it, answers every unexpected
-    exception itself (E001, logged under the request id), so ServerErrorMiddleware
-    could never see one; it only cost every request a layer and a wrapped `send`.
-    """
-
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        assert isinstance(stack, ServerErrorMiddleware)
-        return stack.app
-
-
-def create_app(
-    settings: Settings,
-    redis: RedisClient,
-    clock: Clock = system_clock_ms,
-    *,
-    owns_redis: bool = False,
-) -> SlotlockApp:
-    """The service on `redis`; with `owns_redis` it closes the client when it stops."""
-    found = Services.build(settings, redis, clock)
+    def __init__(self, services: Services, routes: list[Route], *, owns_redis: bool) -> None:
+        settings = services.settings
+        super().__init__(
+            routes,
+            cors=CorsPolicy(settings.cors_origins),
+            access_log=AccessLog.for_this_process(),
+            outage=services.outage,
+            retry_after_s=settings.retry_after_s,
+            lifespan=self._running,
+        )
+        self.services = services
+        self._owns_redis = owns_redis
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def _running(self) -> AsyncIterator[None]:
+        """Start-up (scripts, migration, readiness, background jobs), then shutdown.
+
+        What start-up opened is closed even when start-up itself fails.
+        """
+        jobs: list[asyncio.Task[None]] = []
+        try:
+            await self._warm_up()
+            jobs = self._start_jobs()
+            yield
+        finally:
+            await self._stop(jobs)
+
+    async def _warm_up(self) -> None:
+        found = self.services
         try:
             await found.readiness.warm_up()
             await found.readiness.check()  # logs an evicting policy or a replica at once
         except OUTAGE_ERRORS as error:
             # Start anyway: /readyz stays 503 and warms up once Redis answers.
             logger.error("redis unreachable at start-up: %s", type(error).__name__)
-        # Objects built at start-up live as long as the process: keep them out of every
-        # collection, and collect the young generation less often. Both cut the pauses
-        # that set the p99 under load (see the README's Performance section).
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-        jobs = [
+
+    def _start_jobs(self) -> list[asyncio.Task[None]]:
+        found = self.services
+        return [
             # Settles half-done cross-resource reschedules, in every pod.
             asyncio.create_task(
                 every(HEAL_INTERVAL_S, found.rescheduler.heal, "healer", found.outage)
@@ -121,55 +120,55 @@ def create_app(
                 every(FLUSH_INTERVAL_S, found.rate_limiter.flush, "rate limits", found.outage)
             ),
         ]
-        yield
+
+    async def _stop(self, jobs: list[asyncio.Task[None]]) -> None:
+        found = self.services
         await found.event_hub.close()
         for job in jobs:
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await job
         await found.scripts.aclose()
-        if owns_redis:
-            await redis.aclose()
+        if self._owns_redis:
+            await found.redis.aclose()
 
-    async def api_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, ApiError)
-        return failure(error)
 
-    async def http_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
-        if error.status_code == 405:
-            return failure(MethodNotAllowed(f"{request.method} is not allowed on this path"))
-        return failure(RouteNotFound("no such route"))
+def create_app(
+    settings: Settings,
+    redis: RedisClient,
+    clock: Clock = system_clock_ms,
+    *,
+    owns_redis: bool = False,
+) -> SlotlockApp:
+    """The service on `redis`; with `owns_redis` it closes the client when it stops."""
+    found = Services.build(settings, redis, clock)
+    return SlotlockApp(found, routes_of(found), owns_redis=owns_redis)
 
-    async def redis_down(request: Request, error: Exception) -> Response:
-        found.outage.failure(error)
-        retry_after_s = settings.retry_after_s
-        return failure(StoreUnavailable("Redis is unreachable; retry", retry_after_s=retry_after_s))
 
-    cors = CorsPolicy(settings.cors_origins)
-    handlers = {ApiError: api_error, HTTPException: http_error} | dict.fromkeys(
-        OUTAGE_ERRORS, redis_down
+def routes_of(found: Services) -> list[Route]:
+    """Every route, each endpoint given the parts it uses; every POST takes an Idempotency-Key."""
+    settings = found.settings
+    gate = Gate(found.authenticator, found.rate_limiter, settings.max_body_bytes)
+    slots = SlotRoutes(
+        gate,
+        found.slots,
+        found.resources,
+        found.events,
+        found.clock,
+        max_lock_s=settings.max_lock_s,
+        max_lock_s_public=settings.max_lock_s_public,
     )
-    # Starlette tries routes in order: the hot path (slots: lock, unlock) comes first.
-    routes = [*slots.ROUTES, *bookings.ROUTES, *resources.ROUTES, *events.ROUTES, *ops.ROUTES]
+    routes = [
+        *slots.routes(),
+        *BookingRoutes(gate, found.bookings, found.resources, found.rescheduler).routes(),
+        *ResourceRoutes(gate, found.resources, found.slots).routes(),
+        *EventRoutes(gate, found.resources, found.events, found.event_hub).routes(),
+        *ops_routes(found.readiness, settings.retry_after_s),
+    ]
     if settings.demo:
         routes += demo.ROUTES
-    app = SlotlockApp(
-        routes=routes,
-        middleware=[
-            # CORS preflights, answered ahead of everything (no key, no rate limit).
-            Middleware(Preflights, policy=cors),
-            Middleware(
-                RequestContext,
-                access_log=AccessLog.for_this_process(),
-                on_answer=found.outage.success,
-                cors_headers=cors.answer_headers,
-            ),
-            Middleware(HotRoutes, routes=slots.HOT_ROUTES, exception_handlers=handlers),
-            Middleware(Idempotency, services=found, routes=routes),
-        ],
-        exception_handlers=handlers,
-        lifespan=lifespan,
-    )
-    app.state.services = found
-    return app
+    records = IdempotencyRecords(found.redis)
+    idempotency = Idempotency(records, found.clock, found.outage, settings.max_body_bytes)
+    return [
+        route.wrapped(idempotency.wrap) if route.method == "POST" else route for route in routes
+    ]

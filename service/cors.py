@@ -4,13 +4,13 @@ Starlette's CORSMiddleware decides everything: whether a preflight is accepted
 and with which headers, and which headers an answer gets for a request's
 Origin. Two things are arranged differently from mounting it as is:
 
-- An accepted preflight answers 204 No Content (Starlette: 200 "OK"). It is
-  answered by Preflights, the outermost layer, before authentication and rate
-  limiting, as browsers send it without the Authorization header.
+- An accepted preflight answers 204 No Content (Starlette: 200 "OK"). The
+  dispatcher (service/dispatch.py) answers it first, before authentication and
+  rate limiting, as browsers send it without the Authorization header.
 - The headers an answer gets depend only on its Origin: none, one of the
   listed origins, or any other. CorsPolicy asks Starlette once per such case,
-  at start-up, and RequestContext adds the answer to every response it sends,
-  E001 and the lock/unlock hot path included. Starlette's own path (a Headers
+  at start-up, and the dispatcher adds the answer to every response it sends,
+  errors and event streams included. Starlette's own path (a Headers
   copy, a KeyError per request without Origin, MutableHeaders edits, a wrapped
   `send`) cost about a tenth of a lock (README, "Instructions per request").
 """
@@ -20,9 +20,9 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from service.middleware import scope_header
+from service.scope import scope_header
 
 ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE")
 # Besides the CORS-safelisted ones, which Starlette always allows.
@@ -95,22 +95,6 @@ class CorsPolicy:
             return list(started[0]["headers"])
         step.close()
         raise RuntimeError("Starlette's CORSMiddleware.send waited; service/cors.py needs a look")
-
-
-class Preflights:
-    """ASGI middleware: CORS preflights answered by `policy`, the rest passed straight on."""
-
-    def __init__(self, app: ASGIApp, policy: CorsPolicy) -> None:
-        self.app = app
-        self.policy = policy
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "OPTIONS":
-            answer = self.policy.preflight(scope)
-            if answer is not None:
-                await answer(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 async def _never_called(scope: Scope, receive: Receive, send: Send) -> None:

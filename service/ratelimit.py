@@ -21,12 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from service import keyspace
 from service.auth import Caller
 from service.clock import Clock
 from service.errors import RateLimited
 from service.settings import RateLimit
-from service.store.client import RedisClient
+from service.store.rate_counts import RateCounts, Window
 
 FLUSH_INTERVAL_S = 0.1
 
@@ -44,12 +43,12 @@ class _Window:
 class RateLimiter:
     """Admits or refuses (429 E062) each authenticated request."""
 
-    def __init__(self, redis: RedisClient, clock: Clock, limits: dict[str, RateLimit]) -> None:
-        self._redis = redis
+    def __init__(self, counts: RateCounts, clock: Clock, limits: dict[str, RateLimit]) -> None:
+        self._counts = counts
         self._clock = clock
         self._limits = limits  # by scope: "public", "secret"
         self._windows: dict[tuple[str, int], _Window] = {}
-        self._outbox: dict[str, int] = {}  # counts of windows that ended before their flush
+        self._outbox: dict[Window, int] = {}  # counts of windows that ended before their flush
 
     def admit(self, caller: Caller) -> None:
         """Count the request, or refuse it with Retry-After when the key is over its limit."""
@@ -74,8 +73,8 @@ class RateLimiter:
             previous = 0
             if window is not None:
                 if window.unflushed:
-                    redis_key = _counter_key(key_hash, limit.period_s, window.index)
-                    self._outbox[redis_key] = self._outbox.get(redis_key, 0) + window.unflushed
+                    ended = Window(key_hash, limit.period_s, window.index)
+                    self._outbox[ended] = self._outbox.get(ended, 0) + window.unflushed
                 if window.index == index - 1:
                     previous = window.current_total + window.unflushed
             window = _Window(index, previous_total=previous)
@@ -91,22 +90,16 @@ class RateLimiter:
         outbox, self._outbox = self._outbox, {}
         if not windows and not outbox:
             return False
-        pipe = self._redis.pipeline(transaction=False)
-        for redis_key, count in outbox.items():
-            pipe.incrby(redis_key, count)
-        sent: list[int] = []
-        for (key_hash, period_s), window in windows:
-            sent.append(window.unflushed)
-            current_key = _counter_key(key_hash, period_s, window.index)
-            pipe.incrby(current_key, window.unflushed)
-            pipe.pexpire(current_key, 2 * period_s * 1000)
-            pipe.get(_counter_key(key_hash, period_s, window.index - 1))
-        replies = (await pipe.execute())[len(outbox) :]
-        for at, ((_, _), window) in enumerate(windows):
-            current_total, _, previous_total = replies[3 * at : 3 * at + 3]
-            window.unflushed -= sent[at]  # requests admitted while the pipeline ran stay
-            window.current_total = int(current_total)
-            window.previous_total = max(window.previous_total, int(previous_total or 0))
+        sent = [window.unflushed for _, window in windows]
+        current = [
+            (Window(key_hash, period_s, window.index), window.unflushed)
+            for (key_hash, period_s), window in windows
+        ]
+        totals = await self._counts.exchange(outbox, current)
+        for (_, window), count, total in zip(windows, sent, totals, strict=True):
+            window.unflushed -= count  # requests admitted while the pipeline ran stay
+            window.current_total = total.current
+            window.previous_total = max(window.previous_total, total.previous)
         self._forget_idle()
         return True
 
@@ -117,7 +110,3 @@ class RateLimiter:
             period_ms = slot[1] * 1000
             if window.index < now_ms // period_ms - 1 and not window.unflushed:
                 del self._windows[slot]
-
-
-def _counter_key(key_hash: str, period_s: int, index: int) -> str:
-    return keyspace.rate_counter(key_hash, period_s, index)

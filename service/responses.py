@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -28,30 +27,13 @@ class Envelope(msgspec.Struct):
     success: bool = True
 
 
-_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
-
-
 class EnvelopeResponse(Response):
-    """JSON response whose body is an Envelope or ErrorEnvelope.
-
-    Built here rather than by Response.__init__, whose header handling serves any
-    media type and header mapping: this runs once per request, lock and unlock included.
-    """
+    """JSON response whose body is an Envelope or ErrorEnvelope (or any msgspec-encodable)."""
 
     media_type = "application/json"
 
-    def __init__(
-        self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self.status_code = status_code
-        self.background = None
-        self.body = _encoder.encode(content)
-        self.raw_headers = [(b"content-length", b"%d" % len(self.body)), _JSON_CONTENT_TYPE]
-        if headers:
-            self.raw_headers += [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in headers.items()
-            ]
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
 
 
 def ok(data: Any, meta: Any = None, *, status: int = 200) -> EnvelopeResponse:
@@ -62,7 +44,7 @@ def ok(data: Any, meta: Any = None, *, status: int = 200) -> EnvelopeResponse:
 def failure(error: ApiError) -> EnvelopeResponse:
     """The failure envelope for `error`, with Retry-After where it applies."""
     body = ErrorEnvelope(ErrorBody(error.code, error.message, error.status))
-    headers = {}
+    headers = None
     if error.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, error.retry_after_s))
+        headers = {"retry-after": str(max(1, error.retry_after_s))}
     return EnvelopeResponse(body, status_code=error.status, headers=headers)

@@ -1,4 +1,9 @@
-"""What a request handler may use, built once per app and kept on `app.state`."""
+"""The app's parts, wired once by create_app.
+
+The route modules get only the parts they use, when app.py builds them; nothing
+looks these up per request. The lifespan jobs, tests and tools reach them as
+`app.services`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from service.store.api_keys import KeyStore
 from service.store.bookings import BookingStore
 from service.store.client import RedisClient
 from service.store.migration import ListIndexMigration
+from service.store.rate_counts import RateCounts
 from service.store.reschedule import Rescheduler
 from service.store.resources import ResourceStore
 from service.store.slots import SlotStore
@@ -26,7 +32,7 @@ from service.store.slots import SlotStore
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """The app's collaborators: settings, clock, stores and the authenticator."""
+    """Settings, clock, Redis, its stores, and the pod's authenticator, limits and logs."""
 
     settings: Settings
     clock: Clock
@@ -79,7 +85,7 @@ class Services:
             bookings=bookings,
             rescheduler=Rescheduler(redis, scripts, clock, bookings),
             rate_limiter=RateLimiter(
-                redis,
+                RateCounts(redis),
                 clock,
                 {"public": settings.rate_limit_public, "secret": settings.rate_limit_secret},
             ),

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from service.app import SlotlockApp
 from service.store.api_keys import KeyPair
 
 
@@ -25,7 +25,7 @@ def from_now(**delta: float) -> datetime:
 class Api:
     """Calls the API with the secret key (default) or the public key."""
 
-    def __init__(self, client: TestClient, pair: KeyPair, app: Starlette) -> None:
+    def __init__(self, client: TestClient, pair: KeyPair, app: SlotlockApp) -> None:
         self.client = client
         self.pair = pair
         self.app = app

@@ -66,7 +66,7 @@ def api(
     app = create_app(settings, redis_client)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
-        keys = app.state.services.keys
+        keys = app.services.keys
         pair = client.portal.call(keys.create_pair, "test")
         yield Api(client, pair, app)
         client.portal.call(redis_client.aclose)
@@ -75,7 +75,7 @@ def api(
 @pytest.fixture
 def other_api(api: Api) -> Api:
     """The same app, with a key pair of another environment."""
-    keys = api.app.state.services.keys
+    keys = api.app.services.keys
     assert api.client.portal is not None
     pair = api.client.portal.call(keys.create_pair, "other")
     return Api(api.client, pair, api.app)

@@ -34,7 +34,7 @@ def api_on(redis_url: str, options: ConnectionOptions | None = None) -> Iterator
     with TestClient(app, raise_server_exceptions=True) as client:
         assert client.portal is not None
         environment = f"test-{secrets.token_hex(4)}"
-        pair = client.portal.call(app.state.services.keys.create_pair, environment)
+        pair = client.portal.call(app.services.keys.create_pair, environment)
         yield Api(client, pair, app)
 
 

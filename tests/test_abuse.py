@@ -23,7 +23,7 @@ def app_api(settings: Settings, redis: RedisClient) -> Iterator[Api]:
     app = create_app(settings, redis)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
-        pair = client.portal.call(app.state.services.keys.create_pair, "test")
+        pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
         client.portal.call(redis.aclose)
 
@@ -118,7 +118,7 @@ def test_the_limit_holds_across_pods(redis_server: RedisServer) -> None:
         first_portal, second_portal = first.portal, second.portal
         assert first_portal is not None
         assert second_portal is not None
-        pair = first_portal.call(first_pod.state.services.keys.create_pair, "test")
+        pair = first_portal.call(first_pod.services.keys.create_pair, "test")
         headers = {"authorization": f"Bearer {pair.public_key}"}
 
         def send(client: TestClient, count: int) -> int:
@@ -128,8 +128,8 @@ def test_the_limit_holds_across_pods(redis_server: RedisServer) -> None:
         def flush_both() -> None:
             # Twice round, so that each pod has heard the other's latest count.
             for _ in range(2):
-                first_portal.call(first_pod.state.services.rate_limiter.flush)
-                second_portal.call(second_pod.state.services.rate_limiter.flush)
+                first_portal.call(first_pod.services.rate_limiter.flush)
+                second_portal.call(second_pod.services.rate_limiter.flush)
 
         admitted = send(first, 4)
         flush_both()
@@ -145,7 +145,7 @@ def test_the_limit_holds_across_pods(redis_server: RedisServer) -> None:
 
 def test_rotation_keeps_old_keys_for_the_overlap_only(api: Api) -> None:
     """After a rotation the old pair works during the overlap, then is refused (E055)."""
-    keys = api.app.state.services.keys
+    keys = api.app.services.keys
     assert api.client.portal is not None
     old = api.pair
     records = api.client.portal.call(keys.all)

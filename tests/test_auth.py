@@ -12,7 +12,7 @@ UNKNOWN_KEYS = ["sk_" + "0" * 64, "pk_" + "f" * 64, "sk_short", "hello", ""]
 
 def revoke(api: Api, key: str) -> None:
     """Revoke `key` the way `slotlock keys revoke` does: find its records, retire them."""
-    services: Services = api.app.state.services
+    services: Services = api.app.services
     portal = api.client.portal
     assert portal is not None
     records = portal.call(services.keys.find, key)

@@ -101,7 +101,7 @@ def test_the_app_shuts_down_while_a_job_swallows_the_cancellation(
         in_round.set()
         await swallows_cancellation()
 
-    monkeypatch.setattr(app.state.services.rescheduler, "heal", heal)
+    monkeypatch.setattr(app.services.rescheduler, "heal", heal)
     client = TestClient(app)
     client.__enter__()
     assert in_round.wait(BOUND_S)

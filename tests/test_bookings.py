@@ -41,7 +41,7 @@ def open_api(redis: RedisClient, settings: Settings, clock: ManualClock) -> Iter
     app = create_app(settings, redis, clock)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
-        pair = client.portal.call(app.state.services.keys.create_pair, "test")
+        pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
         client.portal.call(redis.aclose)
 
@@ -54,7 +54,7 @@ def run(api: Api, call: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 def redis_of(api: Api) -> RedisClient:
     """The app's Redis client."""
-    redis: RedisClient = api.app.state.services.redis
+    redis: RedisClient = api.app.services.redis
     return redis
 
 
@@ -959,7 +959,7 @@ def test_reschedule_of_a_cancelled_booking_leaves_the_target_lock(
 def test_a_retry_whose_answer_was_lost_finds_the_first_booking(api: Api) -> None:
     """The receipt written with a booking answers a second run of the same key with it."""
     slot = api.slot(api.resource()["id"], capacity=5)
-    bookings = api.app.state.services.bookings
+    bookings = api.app.services.bookings
     assert api.client.portal is not None
     first = api.client.portal.call(bookings.create, "test", slot["id"], "", "{}", "key-hash-1")
     again = api.client.portal.call(bookings.create, "test", slot["id"], "", "{}", "key-hash-1")

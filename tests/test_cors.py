@@ -74,7 +74,7 @@ def api_with() -> Iterator[Callable[[Settings], Api]]:
         client = TestClient(app, raise_server_exceptions=False)
         clients.append(client.__enter__())
         assert client.portal is not None
-        pair = client.portal.call(app.state.services.keys.create_pair, "test")
+        pair = client.portal.call(app.services.keys.create_pair, "test")
         return Api(client, pair, app)
 
     yield start
@@ -142,7 +142,7 @@ def test_an_unexpected_failure_carries_cors(api: Api, monkeypatch: pytest.Monkey
     async def boom(*_: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(api.app.state.services.resources, "page", boom)
+    monkeypatch.setattr(api.app.services.resources, "page", boom)
     response = api.call("GET", "/resources", headers={"origin": PAGE})
     assert error_of(response) == (500, "E001")
     readable(response)

@@ -83,7 +83,7 @@ def test_body_just_under_the_limit_is_read(api: Api) -> None:
 
 def test_unexpected_exception_is_500_e001(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in the service answers 500 E001 in the failure envelope."""
-    monkeypatch.setattr(api.app.state.services.resources, "page", boom)
+    monkeypatch.setattr(api.app.services.resources, "page", boom)
     assert error_of(api.call("GET", "/resources")) == (500, "E001")
 
 
@@ -91,7 +91,7 @@ def test_unexpected_exception_keeps_its_details_out_of_the_body(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The 500 body says nothing of the exception: no type, message or traceback."""
-    monkeypatch.setattr(api.app.state.services.resources, "page", boom)
+    monkeypatch.setattr(api.app.services.resources, "page", boom)
     text = api.call("GET", "/resources").text
     for detail in ("RuntimeError", "7d1f", "Traceback", "page", ".py"):
         assert detail not in text
@@ -101,7 +101,7 @@ def test_unexpected_exception_is_logged_with_its_request_id(
     api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The details of a 500 go to the log, under the response's request id."""
-    monkeypatch.setattr(api.app.state.services.resources, "page", boom)
+    monkeypatch.setattr(api.app.services.resources, "page", boom)
     response = api.call("GET", "/resources")
     logged = [record for record in caplog.records if record.exc_info]
     assert [getattr(record, "request_id", None) for record in logged] == [
@@ -164,7 +164,7 @@ def test_error_responses_of_a_bug_have_the_headers_too(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even a 500 carries the request id and the hardening headers."""
-    monkeypatch.setattr(api.app.state.services.resources, "page", boom)
+    monkeypatch.setattr(api.app.services.resources, "page", boom)
     response = api.call("GET", "/resources")
     assert response.headers["x-request-id"]
     assert response.headers["cache-control"] == "no-store"
@@ -203,7 +203,7 @@ def test_a_burst_of_requests_is_no_outage(redis_server: RedisServer) -> None:
         settings = Settings(redis_url=redis_server.url)
         redis = redis_from_settings(settings)
         app = create_app(settings, redis)
-        pair = await app.state.services.keys.create_pair("test")
+        pair = await app.services.keys.create_pair("test")
         headers = {"authorization": f"Bearer {pair.public_key}"}
         transport = httpx.ASGITransport(app=app)
         try:

@@ -15,7 +15,7 @@ KEPT = 10_000
 def fill(api: Api, key: str, count: int, age_s: float) -> None:
     """Put `count` events `age_s` old into the stream, as if written then."""
     assert api.client.portal is not None
-    redis = api.app.state.services.redis
+    redis = api.app.services.redis
     first_ms = int((time.time() - age_s) * 1000)
 
     async def write() -> None:
@@ -30,7 +30,7 @@ def fill(api: Api, key: str, count: int, age_s: float) -> None:
 def stream_length(api: Api, key: str) -> int:
     """XLEN of the stream."""
     assert api.client.portal is not None
-    found: int = api.client.portal.call(api.app.state.services.redis.xlen, key)
+    found: int = api.client.portal.call(api.app.services.redis.xlen, key)
     return found
 
 

@@ -37,7 +37,7 @@ def test_every_list_equals_brute_force_on_a_cluster(cluster: ClusterTopology) ->
     with TestClient(app, raise_server_exceptions=True) as client:
         assert client.portal is not None
         environment = f"test-{secrets.token_hex(4)}"
-        pair = client.portal.call(app.state.services.keys.create_pair, environment)
+        pair = client.portal.call(app.services.keys.create_pair, environment)
         api = Api(client, pair, app)
         world = build(api, clock)
         check_every_list(api, world, limits=(5,))

@@ -43,7 +43,7 @@ def acked_api(primary_and_replica: tuple[RedisServer, RedisServer]) -> Iterator[
     app = create_app(settings, redis)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
-        pair = client.portal.call(app.state.services.keys.create_pair, "test")
+        pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
         client.portal.call(redis.aclose)
 

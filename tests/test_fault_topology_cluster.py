@@ -39,7 +39,7 @@ def own_cluster(tmp_path: Path) -> Iterator[ClusterTopology]:
 
 def shas(api: Api) -> list[str]:
     """The SHA1 of every script the app registered."""
-    scripts: Scripts = api.app.state.services.scripts
+    scripts: Scripts = api.app.services.scripts
     return [script.sha for script in scripts.all()]
 
 
@@ -161,7 +161,7 @@ def test_locks_survive_a_killed_primary(own_cluster: ClusterTopology) -> None:
         assert not holds_scripts(promoted, shas(api))  # a promoted replica starts empty
         for slot_id in slot_ids:
             check_lock_cycle(api, slot_id)  # NOSCRIPT recovered inside the client
-        scripts: Scripts = api.app.state.services.scripts
+        scripts: Scripts = api.app.services.scripts
         used = [scripts.lock_slot.sha, scripts.unlock_slot.sha, scripts.read_slot.sha]
         assert holds_scripts(promoted, used)  # loaded there by the fallback
         cluster.restart(victim)  # it comes back as the replica of the promoted one

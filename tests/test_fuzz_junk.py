@@ -271,7 +271,7 @@ def _code(response: httpx.Response) -> str | None:
 def _fire(api: Api, target: Target, shots: list[Shot], report: Report) -> None:
     """Send every shot with the secret key; check each answer and, on refusal, the state."""
     assert api.client.portal is not None
-    portal, redis = api.client.portal, api.app.state.services.redis
+    portal, redis = api.client.portal, api.app.services.redis
     before = portal.call(_stored_state, redis)
     for shot in shots:
         response = api.call(
@@ -357,7 +357,7 @@ def test_a_request_that_crashes_lets_go_of_its_idempotency_key(
     was only let go of on a 5xx answer, not when the route raised.
     """
     monkeypatch.setattr("service.idempotency._WAIT_FOR_FIRST_S", 0.2)
-    monkeypatch.setattr(api.app.state.services.resources, "create", _crash)
+    monkeypatch.setattr(api.app.services.resources, "create", _crash)
     headers = {"idempotency-key": "crash-1"}
     first = api.call("POST", "/resources", {"name": "Room"}, headers=headers)
     again = api.call("POST", "/resources", {"name": "Room"}, headers=headers)

@@ -20,10 +20,9 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from service.app import create_app
+from service.app import SlotlockApp, create_app
 from service.openapi import OPERATIONS
 from service.settings import Settings
 from service.store.api_keys import KeyPair
@@ -48,7 +47,7 @@ LIVE_ID_FIELDS = {
 class World:
     """The app under test, its keys, and live ids to aim some requests at."""
 
-    app: Starlette
+    app: SlotlockApp
     pair: KeyPair
     ids: dict[str, str]  # "resource", "slot", "booking" -> a live id of that kind
 
@@ -63,7 +62,7 @@ def _seed(server: fakeredis.FakeServer, settings: Settings) -> tuple[KeyPair, di
     setup_app = create_app(settings, redis)
     with TestClient(setup_app, raise_server_exceptions=False) as client:
         assert client.portal is not None
-        pair = client.portal.call(setup_app.state.services.keys.create_pair, "test")
+        pair = client.portal.call(setup_app.services.keys.create_pair, "test")
         api = Api(client, pair, setup_app)
         resource = api.resource()
         slot = api.slot(resource["id"], capacity=1000)

@@ -318,7 +318,7 @@ def timed_api(redis_client: RedisClient, clock: ManualClock) -> Iterator[Api]:
     app = create_app(Settings(key_cache_s=0.0, max_locks_per_key=2), redis_client, clock)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
-        pair = client.portal.call(app.state.services.keys.create_pair, "test")
+        pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
         client.portal.call(redis_client.aclose)
 

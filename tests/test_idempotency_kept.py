@@ -18,7 +18,7 @@ KEY = {"idempotency-key": "order-7"}
 
 def kept_answers(api: Api) -> list[str]:
     """Every Idempotency-Key record in Redis."""
-    redis = api.app.state.services.redis
+    redis = api.app.services.redis
     assert api.client.portal is not None
     return list(api.client.portal.call(_keys, redis))
 
@@ -92,7 +92,7 @@ def limited_api(redis_client: RedisClient) -> Iterator[Api]:
     app = create_app(settings, redis_client)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
-        pair = client.portal.call(app.state.services.keys.create_pair, "test")
+        pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
         client.portal.call(redis_client.aclose)
 

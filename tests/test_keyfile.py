@@ -61,7 +61,7 @@ def test_a_restart_keeps_when_the_key_was_created(redis: RedisServer, tmp_path: 
     for _ in range(2):
         for api in start(redis, keys_file):
             assert api.client.portal is not None
-            records = api.client.portal.call(api.app.state.services.keys.all)
+            records = api.client.portal.call(api.app.services.keys.all)
             created.append(sorted(record.created_ms for record in records))
     assert created[0] == created[1]
 

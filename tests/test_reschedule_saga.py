@@ -60,7 +60,7 @@ def api(redis_client: RedisClient, settings: Settings, clock: ManualClock) -> It
 
 def rescheduler(api: Api) -> Rescheduler:
     """The app's rescheduler: its crash point and its healer."""
-    found: Rescheduler = api.app.state.services.rescheduler
+    found: Rescheduler = api.app.services.rescheduler
     return found
 
 

@@ -104,7 +104,7 @@ def test_running_out_of_stale_retries_is_503_with_retry_after(api: Api, case: st
     resource = api.resource()
     slot = api.slot(resource["id"])
     method, path, body = request(api, resource, slot)
-    store = getattr(api.app.state.services, store_name)
+    store = getattr(api.app.services, store_name)
     calls = calls_of(store, script_name)
     scripts = calls.scripts
     stale = AlwaysStale(getattr(scripts, script_name))

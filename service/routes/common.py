@@ -1,4 +1,4 @@
-"""What every route does first: find its services, its caller, its ids, its body."""
+"""What every route does first: its caller, its ids, its body, its query parameters."""
 
 from __future__ import annotations
 
@@ -6,31 +6,47 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from service.auth import Caller
+from service.auth import Authenticator, Caller
 from service.errors import ApiError, BadRequest, BodyTooLarge
 from service.ids import canonical_id
-from service.middleware import scope_header
 from service.payloads import ListMeta
-from service.services import Services
+from service.ratelimit import RateLimiter
+from service.scope import scope_header
 from service.validation import RequestT, decode_body
 
 MAX_PAGE_LIMIT = 50
 
 
-def services(request: Request) -> Services:
-    """The app's services."""
-    found: Services = request.app.state.services
-    return found
+class Gate:
+    """Who may call (the key, its scope, its rate limit), and what a body may be (its size)."""
 
+    def __init__(
+        self, authenticator: Authenticator, rate_limiter: RateLimiter, max_body_bytes: int
+    ) -> None:
+        self.authenticator = authenticator
+        self.rate_limiter = rate_limiter
+        self.max_body_bytes = max_body_bytes
 
-async def caller(request: Request, *, secret: bool = False) -> Caller:
-    """The authenticated caller; `secret=True` refuses public keys (E015)."""
-    found = services(request)
-    who = await found.authenticator.authenticate(header(request, b"authorization"))
-    found.rate_limiter.admit(who)
-    if secret:
-        who.require_secret()
-    return who
+    async def caller(self, request: Request, *, secret: bool = False) -> Caller:
+        """The authenticated caller; `secret=True` refuses public keys (E015)."""
+        who = await self.authenticator.authenticate(header(request, b"authorization"))
+        self.rate_limiter.admit(who)
+        if secret:
+            who.require_secret()
+        return who
+
+    async def body(self, request: Request, request_type: type[RequestT]) -> RequestT:
+        """The JSON body decoded into `request_type`, within the size limit (E102)."""
+        return decode_body(await read_body(request, self.max_body_bytes), request_type)
+
+    async def optional_body(self, request: Request, request_type: type[RequestT]) -> RequestT:
+        """Like `body`, but an empty body means every field at its default."""
+        raw = await read_body(request, self.max_body_bytes)
+        return decode_body(raw, request_type) if raw.strip() else request_type()
+
+    async def raw_body(self, request: Request) -> bytes:
+        """The body as sent, within the size limit (E102)."""
+        return await read_body(request, self.max_body_bytes)
 
 
 def path_id(request: Request, name: str, not_found: type[ApiError], kind: str) -> str:
@@ -41,20 +57,8 @@ def path_id(request: Request, name: str, not_found: type[ApiError], kind: str) -
     return found
 
 
-async def body(request: Request, request_type: type[RequestT]) -> RequestT:
-    """The JSON body decoded into `request_type`, within the size limit (E102)."""
-    return decode_body(await read_body(request), request_type)
-
-
-async def optional_body(request: Request, request_type: type[RequestT]) -> RequestT:
-    """Like `body`, but an empty body means every field at its default."""
-    raw = await read_body(request)
-    return decode_body(raw, request_type) if raw.strip() else request_type()
-
-
-async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 E102 as soon as it passes the limit."""
-    limit = services(request).settings.max_body_bytes
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 E102 as soon as it passes `limit` bytes."""
     declared = header(request, b"content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"the body is larger than {limit} bytes")

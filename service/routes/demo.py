@@ -6,9 +6,9 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from service.errors import RouteNotFound
+from service.routing import Route
 
 _FILES = Path(__file__).parent.parent / "demo"
 _TYPES = {"index.html": "text/html; charset=utf-8", "demo.js": "text/javascript; charset=utf-8"}
@@ -32,7 +32,7 @@ async def demo_root(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/demo", demo_root, methods=["GET"]),
-    Route("/demo/", demo_file, methods=["GET"]),
-    Route("/demo/{name:str}", demo_file, methods=["GET"]),
+    Route("/demo", "GET", demo_root),
+    Route("/demo/", "GET", demo_file),
+    Route("/demo/{name:str}", "GET", demo_file),
 ]

@@ -16,53 +16,65 @@ import contextlib
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from service.auth import Caller
 from service.errors import ResourceNotFound, SecretKeyRequired
-from service.event_hub import Watcher
+from service.event_hub import EventHub, Watcher
 from service.event_log import EventLog, StoredEvent, reset_message
-from service.routes.common import caller, header, path_id, services
+from service.routes.common import Gate, header, path_id
+from service.routing import Route
+from service.store.resources import ResourceStore
 
 PING_INTERVAL_S = 15.0
 PING = b": ping\n\n"
 
 
-async def resource_events(request: Request) -> Response:
-    who = await _stream_caller(request)
-    resource_id = path_id(request, "resource_id", ResourceNotFound, "resource")
-    found = services(request)
-    await found.resources.get(who.environment, resource_id)
-    asked = header(request, b"last-event-id") or request.query_params.get("last_event_id")
-    log = found.events
-    now_id = await log.last_id(resource_id)
-    position = asked if asked is not None else now_id
-    # Watch before replaying: what the reader gets from now on overlaps the replay
-    # instead of leaving a gap; the stream skips ids it already sent. (The reader starts
-    # at the stream's end, never at a client's word, which may be any text.)
-    watcher = found.event_hub.watch(resource_id, now_id)
-    return EventStream(
-        log,
-        resource_id,
-        position,
-        resumed=asked is not None,
-        watcher=watcher,
-        hub_unwatch=found.event_hub.unwatch,
-    )
+class EventRoutes:
+    """The event stream's endpoint, on the stores and the pod's stream reader it uses."""
 
+    def __init__(
+        self, gate: Gate, resources: ResourceStore, events: EventLog, hub: EventHub
+    ) -> None:
+        self.gate = gate
+        self.resources = resources
+        self.events = events
+        self.hub = hub
 
-async def _stream_caller(request: Request) -> Caller:
-    """The header's key, or `?key=` (a browser's EventSource sends no headers): public only."""
-    query_key = request.query_params.get("key")
-    if header(request, b"authorization") is not None or query_key is None:
-        return await caller(request)
-    found = services(request)
-    who = await found.authenticator.authenticate(f"Bearer {query_key}")
-    if who.is_secret:
-        raise SecretKeyRequired("a secret key never goes in a URL: send it in the header")
-    found.rate_limiter.admit(who)
-    return who
+    def routes(self) -> list[Route]:
+        """The event stream's route."""
+        return [Route("/resources/{resource_id}/events", "GET", self.resource_events)]
+
+    async def resource_events(self, request: Request) -> Response:
+        who = await self._stream_caller(request)
+        resource_id = path_id(request, "resource_id", ResourceNotFound, "resource")
+        await self.resources.get(who.environment, resource_id)
+        asked = header(request, b"last-event-id") or request.query_params.get("last_event_id")
+        now_id = await self.events.last_id(resource_id)
+        position = asked if asked is not None else now_id
+        # Watch before replaying: what the reader gets from now on overlaps the replay
+        # instead of leaving a gap; the stream skips ids it already sent. (The reader starts
+        # at the stream's end, never at a client's word, which may be any text.)
+        watcher = self.hub.watch(resource_id, now_id)
+        return EventStream(
+            self.events,
+            resource_id,
+            position,
+            resumed=asked is not None,
+            watcher=watcher,
+            hub_unwatch=self.hub.unwatch,
+        )
+
+    async def _stream_caller(self, request: Request) -> Caller:
+        """The header's key, or `?key=` (a browser's EventSource sends no headers): public only."""
+        query_key = request.query_params.get("key")
+        if header(request, b"authorization") is not None or query_key is None:
+            return await self.gate.caller(request)
+        who = await self.gate.authenticator.authenticate(f"Bearer {query_key}")
+        if who.is_secret:
+            raise SecretKeyRequired("a secret key never goes in a URL: send it in the header")
+        self.gate.rate_limiter.admit(who)
+        return who
 
 
 class EventStream(Response):
@@ -162,6 +174,3 @@ async def _disconnected(receive: Receive) -> None:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             return
-
-
-ROUTES = [Route("/resources/{resource_id}/events", resource_events, methods=["GET"])]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from service.errors import StoreUnavailable
 from service.openapi import OPERATIONS, build_document
 from service.outage import OUTAGE_ERRORS
+from service.readiness import Readiness
 from service.responses import EnvelopeResponse, ok
-from service.routes.common import services
+from service.routing import Route
 
 _openapi_document = build_document(OPERATIONS)
 
@@ -21,20 +21,27 @@ async def healthz(request: Request) -> Response:
     return ok({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
-    """Redis can serve (service/readiness.py); reloads the scripts if it lost them."""
-    found = services(request)
-    retry_after_s = found.settings.retry_after_s
-    try:
-        problems = await found.readiness.problems()
-    except OUTAGE_ERRORS as error:
-        raise StoreUnavailable("Redis is unreachable", retry_after_s=retry_after_s) from error
-    if problems:
-        # The problems are in the service log; this endpoint needs no key, so it names none.
-        raise StoreUnavailable(
-            "Redis cannot serve; see the service log", retry_after_s=retry_after_s
-        )
-    return ok({"status": "ready"})
+class Readyz:
+    """GET /readyz on the pod's readiness check."""
+
+    def __init__(self, readiness: Readiness, retry_after_s: int) -> None:
+        self.readiness = readiness
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, request: Request) -> Response:
+        """Redis can serve (service/readiness.py); reloads the scripts if it lost them."""
+        try:
+            problems = await self.readiness.problems()
+        except OUTAGE_ERRORS as error:
+            raise StoreUnavailable(
+                "Redis is unreachable", retry_after_s=self.retry_after_s
+            ) from error
+        if problems:
+            # The problems are in the service log; this endpoint needs no key, so it names none.
+            raise StoreUnavailable(
+                "Redis cannot serve; see the service log", retry_after_s=self.retry_after_s
+            )
+        return ok({"status": "ready"})
 
 
 async def metrics(request: Request) -> Response:
@@ -47,9 +54,11 @@ async def openapi(request: Request) -> Response:
     return EnvelopeResponse(_openapi_document)
 
 
-ROUTES = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-]
+def ops_routes(readiness: Readiness, retry_after_s: int) -> list[Route]:
+    """Health, readiness, metrics and the OpenAPI document: none needs a key."""
+    return [
+        Route("/healthz", "GET", healthz),
+        Route("/readyz", "GET", Readyz(readiness, retry_after_s)),
+        Route("/metrics", "GET", metrics),
+        Route("/openapi.json", "GET", openapi),
+    ]

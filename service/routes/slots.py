@@ -9,10 +9,11 @@ import re
 from msgspec import UNSET, UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from service import validation
+from service.clock import Clock
 from service.errors import ApiError, BadRequest, ResourceNotFound, SlotNotFound, Unprocessable
+from service.event_log import EventLog
 from service.ids import canonical_id
 from service.metrics import count_lock_outcome
 from service.payloads import (
@@ -26,8 +27,10 @@ from service.payloads import (
     UnlockRequest,
 )
 from service.responses import ok
-from service.routes.common import Page, body, bool_param, caller, path_id, read_body, services
-from service.store.slots import SlotChanges, SlotDraft, SlotFilter
+from service.routes.common import Gate, Page, bool_param, path_id
+from service.routing import Route
+from service.store.resources import ResourceStore
+from service.store.slots import SlotChanges, SlotDraft, SlotFilter, SlotStore
 from service.validation import convert_body, decode_object
 
 
@@ -40,132 +43,163 @@ def lock_holder(lock_key: str) -> str:
     return hashlib.sha256(validation.lock_key(lock_key).encode()).hexdigest()[:32]
 
 
-async def create_slots(request: Request) -> Response:
-    who = await caller(request, secret=True)
-    fields = decode_object(await read_body(request))
-    is_bulk = "slots" in fields
-    if is_bulk:
-        bulk = convert_body(fields, SlotBulkCreate)
-        resource_id, specs = bulk.resource_id, bulk.slots
-    else:
-        single = convert_body(fields, SlotCreate)
-        resource_id, specs = single.resource_id, [single]
-    drafts = _checked_drafts(specs)
-    store = services(request).slots
-    views = await store.create(who.environment, _body_id(resource_id), drafts)
-    now_ms = store.now_ms()
-    if is_bulk:
-        return ok([view.to_payload(now_ms) for view in views])
-    return ok(views[0].to_payload(now_ms))
+class SlotRoutes:
+    """The slot endpoints, on the stores and limits they use."""
 
+    def __init__(
+        self,
+        gate: Gate,
+        slots: SlotStore,
+        resources: ResourceStore,
+        events: EventLog,
+        clock: Clock,
+        max_lock_s: int,
+        max_lock_s_public: int,
+    ) -> None:
+        self.gate = gate
+        self.slots = slots
+        self.resources = resources
+        self.events = events
+        self.clock = clock
+        self.max_lock_s = max_lock_s  # how far ahead a secret key may lock
+        self.max_lock_s_public = max_lock_s_public  # and a public key
 
-async def list_slots(request: Request) -> Response:
-    who = await caller(request)
-    page = Page.of(request)
-    query = request.query_params
-    wanted_resource = query.get("resource_id") or query.get("resoure_id")  # the JS SDK's spelling
-    where = SlotFilter(
-        available=bool_param(request, "available"),
-        starts_from_ms=_query_instant(request, "start_date"),
-        ends_by_ms=_query_instant(request, "end_date"),
-    )
-    found = services(request)
-    if wanted_resource is not None:
-        resource_id = canonical_id(wanted_resource)
-        resource_ids = [resource_id] if resource_id else []
-    else:
-        resource_ids = await found.resources.ids(who.environment)
-    event_id: str | UnsetType = UNSET
-    # Locks that ran out are settled first: the list then checks about the live ones only.
-    await found.events.sweep_before_read(resource_ids)
-    if wanted_resource is not None and resource_ids:
-        # Read before the list: an event after it is then replayed, never missed
-        # (a slot event carries the whole slot, so one seen twice does no harm).
-        event_id = await found.events.last_id(resource_ids[0])
-    now_ms = found.slots.now_ms()  # one instant for the filter and the views
-    window = (page.offset, page.limit)
-    views, total = await found.slots.page(who.environment, resource_ids, where, window, now_ms)
-    meta = page.meta(total)
-    meta.event_id = event_id
-    return ok([view.to_payload(now_ms) for view in views], meta)
+    def routes(self) -> list[Route]:
+        """Every slot route."""
+        return [
+            Route("/slots/{slot_id}/lock", "POST", self.lock_slot),
+            Route("/slots/{slot_id}/unlock", "POST", self.unlock_slot),
+            Route("/slots", "POST", self.create_slots),
+            Route("/slots", "GET", self.list_slots),
+            Route("/slots/{slot_id}", "GET", self.get_slot),
+            Route("/slots/{slot_id}", "PATCH", self.update_slot),
+            Route("/slots/{slot_id}", "DELETE", self.delete_slot),
+            Route("/slots/{slot_id}/enable", "POST", self.enable_slot),
+            Route("/slots/{slot_id}/disable", "POST", self.disable_slot),
+        ]
 
+    async def create_slots(self, request: Request) -> Response:
+        who = await self.gate.caller(request, secret=True)
+        fields = decode_object(await self.gate.raw_body(request))
+        is_bulk = "slots" in fields
+        if is_bulk:
+            bulk = convert_body(fields, SlotBulkCreate)
+            resource_id, specs = bulk.resource_id, bulk.slots
+        else:
+            single = convert_body(fields, SlotCreate)
+            resource_id, specs = single.resource_id, [single]
+        drafts = _checked_drafts(specs)
+        store = self.slots
+        views = await store.create(who.environment, _body_id(resource_id), drafts)
+        now_ms = store.now_ms()
+        if is_bulk:
+            return ok([view.to_payload(now_ms) for view in views])
+        return ok(views[0].to_payload(now_ms))
 
-async def get_slot(request: Request) -> Response:
-    who = await caller(request)
-    store = services(request).slots
-    view = await store.get(who.environment, _slot_id(request))
-    return ok(view.to_payload(store.now_ms()))
-
-
-async def update_slot(request: Request) -> Response:
-    who = await caller(request, secret=True)
-    slot_id = _slot_id(request)
-    payload = await body(request, SlotUpdate)
-    changes = SlotChanges(
-        start_ms=_maybe_slot_date(payload.start_date, "start_date"),
-        end_ms=_maybe_slot_date(payload.end_date, "end_date"),
-        capacity=None if payload.capacity is UNSET else validation.capacity(payload.capacity),
-        lockable=payload.lockable if isinstance(payload.lockable, bool) else None,
-        metadata_json=(
-            validation.metadata_json(payload.metadata)
-            if isinstance(payload.metadata, dict)
-            else None
-        ),
-    )
-    store = services(request).slots
-    view = await store.update(who.environment, slot_id, changes)
-    return ok(view.to_payload(store.now_ms()))
-
-
-async def enable_slot(request: Request) -> Response:
-    return await _set_status(request, "active")
-
-
-async def disable_slot(request: Request) -> Response:
-    return await _set_status(request, "disabled")
-
-
-async def delete_slot(request: Request) -> Response:
-    who = await caller(request, secret=True)
-    await services(request).slots.delete(who.environment, _slot_id(request))
-    return ok(DELETED)
-
-
-async def lock_slot(request: Request) -> Response:
-    try:
-        who = await caller(request)
-        slot_id = _slot_id(request)
-        payload = await body(request, LockRequest)
-        holder = lock_holder(payload.lock_key)
-        found = services(request)
-        until_ms = validation.instant_ms(payload.lock_until, "lock_until")
-        now_ms = found.clock()
-        settings = found.settings
-        _check_hold(
-            until_ms, now_ms, settings.max_lock_s if who.is_secret else settings.max_lock_s_public
+    async def list_slots(self, request: Request) -> Response:
+        who = await self.gate.caller(request)
+        page = Page.of(request)
+        query = request.query_params
+        # "resoure_id": the JS SDK's spelling
+        wanted_resource = query.get("resource_id") or query.get("resoure_id")
+        where = SlotFilter(
+            available=bool_param(request, "available"),
+            starts_from_ms=_query_instant(request, "start_date"),
+            ends_by_ms=_query_instant(request, "end_date"),
         )
-        view, token = await found.slots.lock(
-            who.environment, slot_id, holder, until_ms, _quantity(payload)
-        )
-    except ApiError as error:
-        count_lock_outcome("lock", error.code)
-        raise
-    count_lock_outcome("lock", "ok")
-    return ok(view.to_payload(now_ms), LockMeta(token))
+        if wanted_resource is not None:
+            resource_id = canonical_id(wanted_resource)
+            resource_ids = [resource_id] if resource_id else []
+        else:
+            resource_ids = await self.resources.ids(who.environment)
+        event_id: str | UnsetType = UNSET
+        # Locks that ran out are settled first: the list then checks about the live ones only.
+        await self.events.sweep_before_read(resource_ids)
+        if wanted_resource is not None and resource_ids:
+            # Read before the list: an event after it is then replayed, never missed
+            # (a slot event carries the whole slot, so one seen twice does no harm).
+            event_id = await self.events.last_id(resource_ids[0])
+        now_ms = self.slots.now_ms()  # one instant for the filter and the views
+        window = (page.offset, page.limit)
+        views, total = await self.slots.page(who.environment, resource_ids, where, window, now_ms)
+        meta = page.meta(total)
+        meta.event_id = event_id
+        return ok([view.to_payload(now_ms) for view in views], meta)
 
+    async def get_slot(self, request: Request) -> Response:
+        who = await self.gate.caller(request)
+        store = self.slots
+        view = await store.get(who.environment, _slot_id(request))
+        return ok(view.to_payload(store.now_ms()))
 
-async def unlock_slot(request: Request) -> Response:
-    try:
-        who = await caller(request)
+    async def update_slot(self, request: Request) -> Response:
+        who = await self.gate.caller(request, secret=True)
         slot_id = _slot_id(request)
-        payload = await body(request, UnlockRequest)
-        store = services(request).slots
-        view = await store.unlock(who.environment, slot_id, lock_holder(payload.lock_key))
-    except ApiError as error:
-        count_lock_outcome("unlock", error.code)
-        raise
-    count_lock_outcome("unlock", "ok")
-    return ok(view.to_payload(store.now_ms()))
+        payload = await self.gate.body(request, SlotUpdate)
+        changes = SlotChanges(
+            start_ms=_maybe_slot_date(payload.start_date, "start_date"),
+            end_ms=_maybe_slot_date(payload.end_date, "end_date"),
+            capacity=None if payload.capacity is UNSET else validation.capacity(payload.capacity),
+            lockable=payload.lockable if isinstance(payload.lockable, bool) else None,
+            metadata_json=(
+                validation.metadata_json(payload.metadata)
+                if isinstance(payload.metadata, dict)
+                else None
+            ),
+        )
+        store = self.slots
+        view = await store.update(who.environment, slot_id, changes)
+        return ok(view.to_payload(store.now_ms()))
+
+    async def enable_slot(self, request: Request) -> Response:
+        return await self._set_status(request, "active")
+
+    async def disable_slot(self, request: Request) -> Response:
+        return await self._set_status(request, "disabled")
+
+    async def delete_slot(self, request: Request) -> Response:
+        who = await self.gate.caller(request, secret=True)
+        await self.slots.delete(who.environment, _slot_id(request))
+        return ok(DELETED)
+
+    async def lock_slot(self, request: Request) -> Response:
+        try:
+            who = await self.gate.caller(request)
+            slot_id = _slot_id(request)
+            payload = await self.gate.body(request, LockRequest)
+            holder = lock_holder(payload.lock_key)
+            until_ms = validation.instant_ms(payload.lock_until, "lock_until")
+            now_ms = self.clock()
+            _check_hold(
+                until_ms, now_ms, self.max_lock_s if who.is_secret else self.max_lock_s_public
+            )
+            view, token = await self.slots.lock(
+                who.environment, slot_id, holder, until_ms, _quantity(payload)
+            )
+        except ApiError as error:
+            count_lock_outcome("lock", error.code)
+            raise
+        count_lock_outcome("lock", "ok")
+        return ok(view.to_payload(now_ms), LockMeta(token))
+
+    async def unlock_slot(self, request: Request) -> Response:
+        try:
+            who = await self.gate.caller(request)
+            slot_id = _slot_id(request)
+            payload = await self.gate.body(request, UnlockRequest)
+            store = self.slots
+            view = await store.unlock(who.environment, slot_id, lock_holder(payload.lock_key))
+        except ApiError as error:
+            count_lock_outcome("unlock", error.code)
+            raise
+        count_lock_outcome("unlock", "ok")
+        return ok(view.to_payload(store.now_ms()))
+
+    async def _set_status(self, request: Request, status: str) -> Response:
+        who = await self.gate.caller(request, secret=True)
+        store = self.slots
+        view = await store.set_status(who.environment, _slot_id(request), status)
+        return ok(view.to_payload(store.now_ms()))
 
 
 def _quantity(payload: LockRequest) -> int:
@@ -201,13 +235,6 @@ def _checked_drafts(specs: list[SlotSpec]) -> list[SlotDraft]:
     return drafts
 
 
-async def _set_status(request: Request, status: str) -> Response:
-    who = await caller(request, secret=True)
-    store = services(request).slots
-    view = await store.set_status(who.environment, _slot_id(request), status)
-    return ok(view.to_payload(store.now_ms()))
-
-
 def _slot_id(request: Request) -> str:
     return path_id(request, "slot_id", SlotNotFound, "slot")
 
@@ -236,21 +263,3 @@ def _query_instant(request: Request, name: str) -> int | None:
 
 
 _UNENCODED_PLUS = re.compile(r"([T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
-
-# Served by service.hot_routes ahead of the router, and by the router too (for requests
-# with an Idempotency-Key).
-HOT_ROUTES = [
-    Route("/slots/{slot_id}/lock", lock_slot, methods=["POST"]),
-    Route("/slots/{slot_id}/unlock", unlock_slot, methods=["POST"]),
-]
-
-ROUTES = [
-    *HOT_ROUTES,
-    Route("/slots", create_slots, methods=["POST"]),
-    Route("/slots", list_slots, methods=["GET"]),
-    Route("/slots/{slot_id}", get_slot, methods=["GET"]),
-    Route("/slots/{slot_id}", update_slot, methods=["PATCH"]),
-    Route("/slots/{slot_id}", delete_slot, methods=["DELETE"]),
-    Route("/slots/{slot_id}/enable", enable_slot, methods=["POST"]),
-    Route("/slots/{slot_id}/disable", disable_slot, methods=["POST"]),
-]

@@ -1,0 +1,189 @@
+"""The ASGI application: every request's one path, from its route to its answer's last header.
+
+One plain-ASGI class serves every route, in this order:
+
+- a CORS preflight is answered first (no key, no rate limit, no request id), as
+  browsers send it without the Authorization header;
+- the route is found in the RouteTable (root path stripped); an unknown path is
+  404 E002, a known one with another method 405 E002, and a path whose
+  trailing-slash twin is known redirects there (as Starlette's router did);
+- the endpoint's exception becomes its answer here, in one place: an ApiError
+  its envelope, a Redis outage 503 E103 with Retry-After, anything else 500 E001
+  logged under the request id;
+- every answer then gets the headers every answer carries (hardening, the
+  request id, CORS for the request's Origin), and is counted in the metrics and
+  the access log under its route template.
+
+The headers go into the answer's own `raw_headers` before it is sent, so no
+`send` is wrapped: each endpoint builds a new Response per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from starlette.datastructures import URL
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from service.cors import CorsPolicy
+from service.errors import (
+    ApiError,
+    InternalError,
+    MethodNotAllowed,
+    RouteNotFound,
+    StoreUnavailable,
+)
+from service.logs import AccessLine, AccessLog, utc_now_text
+from service.metrics import REQUEST_METRICS
+from service.outage import OUTAGE_ERRORS, OutageLog
+from service.responses import HARDENING_HEADERS, failure
+from service.routing import Route, RouteTable
+from service.scope import route_path, scope_header
+
+error_log = logging.getLogger("slotlock.error")
+
+Lifespan = Callable[[], AbstractAsyncContextManager[None]]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HARDENING = [(name.encode(), value.encode()) for name, value in HARDENING_HEADERS.items()]
+UNMATCHED = "unmatched"  # the route template of an answer no route gave
+
+
+class Dispatcher:
+    """ASGI app: HTTP requests to their routes' endpoints; lifespan to start-up and shutdown."""
+
+    def __init__(
+        self,
+        routes: list[Route],
+        *,
+        cors: CorsPolicy,
+        access_log: AccessLog,
+        outage: OutageLog,
+        retry_after_s: int,
+        lifespan: Lifespan,
+    ) -> None:
+        self.routes = routes
+        self._table = RouteTable(routes)
+        self._cors = cors
+        self._access_log = access_log
+        self._outage = outage  # told of every failure to reach Redis, and every answer below 500
+        self._retry_after_s = retry_after_s
+        self._lifespan = lifespan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._serve(scope, receive, send)
+        elif kind == "lifespan":
+            await self._run_lifespan(receive, send)
+        else:  # a websocket: no route takes one
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "OPTIONS":
+            preflight = self._cors.preflight(scope)
+            if preflight is not None:
+                await preflight(scope, receive, send)
+                return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        template, response = await self._answer(scope, receive, request_id)
+        response.raw_headers += [
+            *_HARDENING,
+            (b"x-request-id", request_id.encode()),
+            *self._cors.answer_headers(scope),
+        ]
+        try:
+            await response(scope, receive, send)
+        except Exception:
+            # Sending failed (a stream broke off midway): nothing more can be answered.
+            error_log.exception("unexpected failure", extra={"request_id": request_id})
+            raise
+        finally:
+            status = response.status_code
+            self._record(scope, template, request_id, status, time.perf_counter() - started)
+            if status < 500:
+                self._outage.success()
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, request_id: str
+    ) -> tuple[str, Response]:
+        """The route template and the answer: the endpoint's, or its exception's."""
+        template_path = UNMATCHED
+        try:
+            found = self._table.find(route_path(scope))
+            if found is None:
+                return UNMATCHED, self._unrouted(scope)
+            template, scope["path_params"] = found
+            template_path = template.path
+            endpoint = template.endpoints.get(scope["method"])
+            if endpoint is None:
+                raise MethodNotAllowed(f"{scope['method']} is not allowed on this path")
+            return template_path, await endpoint(Request(scope, receive))
+        except ApiError as error:
+            return template_path, failure(error)
+        except OUTAGE_ERRORS as error:
+            self._outage.failure(error)
+            unavailable = StoreUnavailable(
+                "Redis is unreachable; retry", retry_after_s=self._retry_after_s
+            )
+            return template_path, failure(unavailable)
+        except Exception:
+            error_log.exception("unexpected failure", extra={"request_id": request_id})
+            return template_path, failure(InternalError("unexpected failure; see the service log"))
+
+    def _unrouted(self, scope: Scope) -> Response:
+        """No route: a redirect to the path's trailing-slash twin if that has one; else 404."""
+        if route_path(scope) != "/":
+            path: str = scope["path"]
+            twin = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+            if self._table.find(route_path(twin)) is not None:
+                return RedirectResponse(str(URL(scope=twin)))
+        raise RouteNotFound("no such route")
+
+    def _record(
+        self, scope: Scope, template: str, request_id: str, status: int, duration_s: float
+    ) -> None:
+        method = str(scope["method"])
+        REQUEST_METRICS.record_request(template, method, status, duration_s)
+        self._access_log.write(
+            AccessLine(
+                time=utc_now_text(),
+                request_id=request_id,
+                method=method,
+                path=scope["path"],
+                route=template,
+                status=status,
+                duration_ms=round(duration_s * 1000, 3),
+            )
+        )
+
+    async def _run_lifespan(self, receive: Receive, send: Send) -> None:
+        """The ASGI lifespan protocol around `lifespan` (as Starlette's router runs it)."""
+        started = False
+        await receive()  # lifespan.startup
+        try:
+            async with self._lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()  # lifespan.shutdown
+        except BaseException:
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": failed, "message": traceback.format_exc()})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def _request_id(scope: Scope) -> str:
+    sent = scope_header(scope, b"x-request-id")
+    if sent is not None and _REQUEST_ID.match(sent):
+        return sent
+    return os.urandom(16).hex()  # as unique as uuid4().hex, at a third of the cost
