@@ -92,41 +92,67 @@ class Transport(ABC):
         `replica_acks` > 0 a batch that may write ends with WAIT, and its writers get
         ReplicaAcksMissing when fewer replicas confirm in `ack_timeout_ms`.
         """
-        replies = await self._evalsha(calls, replica_acks, ack_timeout_ms)
+        replies = await self.pipeline(_evalsha(calls, replica_acks, ack_timeout_ms))
+        for reply in replies:
+            if isinstance(reply, Exception):  # a refusal, NOSCRIPT or LOADING: rare
+                return await self._after_errors(calls, replies, replica_acks, ack_timeout_ms)
+        return _acknowledged(calls, replies, replica_acks)
+
+    async def _after_errors(
+        self,
+        calls: Sequence[ScriptCall],
+        replies: list[Any],
+        replica_acks: int,
+        ack_timeout_ms: int,
+    ) -> list[Any]:
+        _raise_outage(replies)
+        replies = _acknowledged(calls, replies, replica_acks)
         missing = [call for call, reply in zip(calls, replies, strict=True) if _no_script(reply)]
         if not missing:
             return replies
         for script in {id(call.script): call.script for call in missing}.values():
             await self.load_script(script.script)
-        again = await self._evalsha(missing, replica_acks, ack_timeout_ms)
-        second = {id(call): reply for call, reply in zip(missing, again, strict=True)}
+        again = await self.pipeline(_evalsha(missing, replica_acks, ack_timeout_ms))
+        _raise_outage(again)
+        second = {
+            id(call): reply
+            for call, reply in zip(
+                missing, _acknowledged(missing, again, replica_acks), strict=True
+            )
+        }
         return [second.get(id(call), reply) for call, reply in zip(calls, replies, strict=True)]
 
-    async def _evalsha(
-        self, calls: Sequence[ScriptCall], replica_acks: int, ack_timeout_ms: int
-    ) -> list[Any]:
-        commands: list[Command] = [
-            ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in calls
-        ]
-        wait = replica_acks > 0 and any(call.script.writes for call in calls)
-        if wait:
-            commands.append(("WAIT", replica_acks, ack_timeout_ms))
-        replies = await self.pipeline(commands)
-        for reply in replies:
-            if isinstance(reply, RedisConnectionError):
-                # LOADING or NOAUTH: Redis serves no one now. redis-py raises these for
-                # the whole pipeline, so every transport does.
-                raise reply
-        if not wait:
-            return replies
-        acks = replies.pop()
-        if isinstance(acks, int) and acks >= replica_acks:
-            return replies
-        missing = ReplicaAcksMissing(f"{acks} of {replica_acks} replicas confirmed")
-        return [
-            missing if call.script.writes and not isinstance(reply, Exception) else reply
-            for call, reply in zip(calls, replies, strict=True)
-        ]
+
+def _evalsha(calls: Sequence[ScriptCall], replica_acks: int, ack_timeout_ms: int) -> list[Command]:
+    """EVALSHA for each call, then WAIT when replicas must confirm and a script may write."""
+    commands: list[Command] = [
+        ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in calls
+    ]
+    if replica_acks > 0 and any(call.script.writes for call in calls):
+        commands.append(("WAIT", replica_acks, ack_timeout_ms))
+    return commands
+
+
+def _raise_outage(replies: list[Any]) -> None:
+    for reply in replies:
+        if isinstance(reply, RedisConnectionError):
+            # LOADING or NOAUTH: Redis serves no one now. redis-py raises these for the
+            # whole pipeline, so every transport does.
+            raise reply
+
+
+def _acknowledged(calls: Sequence[ScriptCall], replies: list[Any], replica_acks: int) -> list[Any]:
+    """The calls' replies without WAIT's, writes refused when too few replicas confirmed."""
+    if len(replies) == len(calls):
+        return replies  # no WAIT was sent
+    acks = replies.pop()
+    if isinstance(acks, int) and acks >= replica_acks:
+        return replies
+    missing = ReplicaAcksMissing(f"{acks} of {replica_acks} replicas confirmed")
+    return [
+        missing if call.script.writes and not isinstance(reply, Exception) else reply
+        for call, reply in zip(calls, replies, strict=True)
+    ]
 
 
 def _no_script(reply: Any) -> bool:
