@@ -211,6 +211,9 @@ def test_a_burst_of_requests_is_no_outage(redis_server: RedisServer) -> None:
                 calls = [client.get("/resources", headers=headers) for _ in range(150)]
                 return [response.status_code for response in await asyncio.gather(*calls)]
         finally:
+            # No lifespan runs here, so the test closes what the app opened: the
+            # scripts' own connection (the raw transport, for a redis:// URL) and Redis.
+            await app.services.scripts.aclose()
             await redis.aclose()
 
     assert asyncio.run(burst()) == [200] * 150
