@@ -103,10 +103,6 @@ class EventHub:
             del self._watchers[watcher.resource_id]
             self._positions.pop(watcher.resource_id, None)
 
-    def watcher_count(self) -> int:
-        """How many streams are open on this pod."""
-        return sum(len(found) for found in self._watchers.values())
-
     def end_streams(self) -> None:
         """End every stream (clients reconnect to another pod and resume); open no new one."""
         self._closed = True

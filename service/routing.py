@@ -88,13 +88,6 @@ class RouteTable:
                     return template, match.groupdict()
         return None
 
-    def slash_twin(self, path: str) -> str | None:
-        """The path with its trailing slash toggled, if that one has a template (a redirect)."""
-        if path == "/":
-            return None
-        twin = path.rstrip("/") if path.endswith("/") else path + "/"
-        return twin if self.find(twin) is not None else None
-
 
 def _compile(path: str) -> re.Pattern[str]:
     if not path.startswith("/"):
