@@ -132,6 +132,12 @@ class EventLog:
 
         Idempotent (expire_locks.lua skips what is settled), so every pod that watches a
         resource may sweep it. Returns how many events it wrote.
+
+        Every caller is a read that sweeps first (a list, a stream's replay, the pod's
+        stream reader), so a full or read-only Redis, which refuses the sweep's writes,
+        leaves the ended locks for a later sweep and the read goes on: a list is exact
+        without the sweep (list_slots.lua checks every entry of lock-ends, due or not),
+        and the slot.unlocked events come later, after any position read meanwhile.
         """
         if not resource_ids:
             return 0
@@ -143,19 +149,9 @@ class EventLog:
         written = 0
         for resource_id, due in zip(resource_ids, due_lists, strict=True):
             if due:
-                written += await self._expire(resource_id, due)
+                with contextlib.suppress(OutOfMemoryError, ReadOnlyError):
+                    written += await self._expire(resource_id, due)
         return written
-
-    async def sweep_before_read(self, resource_ids: list[str]) -> None:
-        """sweep(), ahead of a list; a full or read-only Redis, which refuses its writes,
-        leaves the ended locks for a later sweep and the list goes on.
-
-        A list is exact without the sweep (list_slots.lua checks every entry of lock-ends,
-        due or not), and the slot.unlocked events it would have written come later, after
-        the position the list answers: a client sees them then, as it should.
-        """
-        with contextlib.suppress(OutOfMemoryError, ReadOnlyError):
-            await self.sweep(resource_ids)
 
     async def _expire(self, resource_id: str, slot_ids: list[str]) -> int:
         return await self._locks.expire_locks(

@@ -21,6 +21,7 @@ import redis
 from tests.api import error_of
 from tests.live import LiveApi, LiveService, create_keys, lock_body, wait_for
 from tests.redis_servers import RedisServer
+from tests.test_events import run, stream
 
 
 class StartedService(LiveService):
@@ -134,13 +135,16 @@ def test_out_of_memory_refuses_every_write_before_it_writes_and_reads_go_on(
         server.stop()
 
 
-def test_lists_on_a_full_redis_answer_with_locks_that_ran_out(tmp_path: Path) -> None:
-    """A list sweeps ended locks first; a full Redis refuses that write, and the list answers."""
+def test_reads_on_a_full_redis_go_on_with_locks_that_ran_out(tmp_path: Path) -> None:
+    """Lists and a stream's replay sweep ended locks first; a full Redis refuses that
+    write, and the list answers and the stream replays all the same."""
     server = RedisServer.start_new(tmp_path / "redis", ["--maxmemory-policy", "noeviction"])
     try:
         with serving(server.url, server.url, tmp_path / "slotlock.log") as live:
             slot_ids = new_slots(live, 3)
             resource_id = live.ok("GET", f"/slots/{slot_ids[0]}")["resource_id"]
+            listed = live.call("GET", f"/slots?resource_id={resource_id}").json()
+            before_lock = listed["meta"]["event_id"]
             live.ok("POST", f"/slots/{slot_ids[0]}/lock", lock_body("short", 1), key="public")
             time.sleep(1.5)  # the lock runs out; nothing has swept it yet
             with server.client() as client:
@@ -149,6 +153,15 @@ def test_lists_on_a_full_redis_answer_with_locks_that_ran_out(tmp_path: Path) ->
                     response = live.call("GET", f"/slots?{query}")
                     assert response.status_code == 200, response.text
                     assert response.json()["meta"]["total"] == 3
+
+                async def replay() -> None:
+                    resumed = {"last-event-id": before_lock}
+                    async with stream(live, resource_id, **resumed) as reader:
+                        assert reader.response.status == 200
+                        assert [e.type for e in await reader.wait_for(1)] == ["slot.locked"]
+                        assert not reader.ended.is_set()  # the stream goes on, live
+
+                run(replay)
         assert "Traceback" not in live.service.log()
     finally:
         server.stop()

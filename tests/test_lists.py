@@ -206,10 +206,10 @@ def test_lists_are_exact_before_ended_locks_are_swept(
 ) -> None:
     """With no sweep at all, slots whose locks and holds ran out list as they are now."""
 
-    async def no_sweep(*_: object) -> None:
-        return None
+    async def no_sweep(*_: object) -> int:
+        return 0
 
-    monkeypatch.setattr("service.event_log.EventLog.sweep_before_read", no_sweep)
+    monkeypatch.setattr("service.event_log.EventLog.sweep", no_sweep)
     clock.advance(60_000)  # the short locks and holds end; their entries stay due
     check_every_list(clocked_api, world, limits=(4,))
     clock.advance(3 * HOUR_MS)

@@ -114,7 +114,7 @@ class SlotRoutes:
             resource_ids = await self.resources.ids(who.environment)
         event_id: str | UnsetType = UNSET
         # Locks that ran out are settled first: the list then checks about the live ones only.
-        await self.events.sweep_before_read(resource_ids)
+        await self.events.sweep(resource_ids)
         if wanted_resource is not None and resource_ids:
             # Read before the list: an event after it is then replayed, never missed
             # (a slot event carries the whole slot, so one seen twice does no harm).
