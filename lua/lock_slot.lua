@@ -62,7 +62,7 @@ if current then
   end
   token = current_token
 end
-local holds, held = live_holds(held_key, now_ms)
+local holds, held, _, ended = every_hold(held_key, now_ms)
 local own = holds[holder]
 local own_quantity = 0
 if own then
@@ -72,14 +72,7 @@ local others_held = held - own_quantity
 
 if quantity == 0 then
   if others_held > 0 then
-    local first_end_ms = 0
-    for other, hold in pairs(holds) do
-      local ends_ms = tonumber(hold[3])
-      if other ~= holder and (first_end_ms == 0 or ends_ms < first_end_ms) then
-        first_end_ms = ends_ms
-      end
-    end
-    return {'HELD', first_end_ms}
+    return {'HELD', first_end_of_others(holds, holder)}
   end
   if not token and tonumber(slot.num_active_bookings) >= tonumber(slot.capacity) then
     return {'SLOT_FULL'}
@@ -101,8 +94,12 @@ if not token then
   slot.lock_seq = tostring(token)
 end
 
-drop_ended_holds(held_key, now_ms)
+if ended > 0 then
+  drop_ended_holds(held_key, now_ms)
+end
 local locked_until_ms = 0
+-- What holds the slot next ends first: this lock, or this hold or another's.
+local next_end_ms = tonumber(until_ms)
 if quantity == 0 then
   redis.call('SET', lock_key, holder .. ':' .. token, 'PXAT', until_ms)
   if own then
@@ -116,6 +113,10 @@ else
   end
   put_hold(held_key, holder, quantity, token, until_ms, own)
   held = others_held + quantity
+  local others_end_ms = first_end_of_others(holds, holder)
+  if others_end_ms > 0 and others_end_ms < next_end_ms then
+    next_end_ms = others_end_ms
+  end
 end
 redis.call('ZADD', holds_key, until_ms, slot.id)
 -- The set lives as long as its longest hold; a shortened hold leaves it longer, which
@@ -124,6 +125,6 @@ if redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then
   redis.call('PEXPIREAT', holds_key, until_ms)
 end
 local view = slot_view_of(slot, locked_until_ms, resource_key, held)
-track_lock_end(lock_ends_key, slot.id, lock_key, held_key, now_ms)
+track_lock_end_at(lock_ends_key, slot.id, next_end_ms)
 slot_event(events_key, 'slot.locked', view)
 return {'OK', tonumber(token), view}

@@ -49,7 +49,8 @@ if own then
 end
 local view = slot_view_of(slot, 0, resource_key, held)
 if current or own then
-  track_lock_end(lock_ends_key, slot.id, lock_key, held_key, now_ms)
+  -- Its lock is gone (another's would have been refused): others' holds are what is left.
+  track_lock_end_at(lock_ends_key, slot.id, first_end_of_others(holds, holder))
   slot_event(events_key, 'slot.unlocked', view)
 end
 return {'OK', view}

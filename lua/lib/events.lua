@@ -10,13 +10,14 @@
 -- XRANGE of at most TRIM_BATCH ids per TRIM_BATCH appends).
 local EVENTS_KEPT, EVENTS_KEPT_MS, TRIM_BATCH = 10000, 3600000, 1000
 
-local function trim_events(events_key)
+-- `last_id`: the id XADD just gave, whose time is Redis's clock (or the stream's last
+-- time, if that is later): "an hour ago" is counted from it, so no TIME call is needed.
+local function trim_events(events_key, last_id)
   local surplus = redis.call('XLEN', events_key) - EVENTS_KEPT
   if surplus < TRIM_BATCH then
     return
   end
-  local time = redis.call('TIME')
-  local hour_ago_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - EVENTS_KEPT_MS
+  local hour_ago_ms = tonumber(string.match(last_id, '^(%d+)')) - EVENTS_KEPT_MS
   local old = redis.call('XRANGE', events_key, '-', hour_ago_ms, 'COUNT', surplus)
   if #old > 0 then
     local ms, seq = string.match(old[#old][1], '^(%d+)-(%d+)$')
@@ -25,8 +26,7 @@ local function trim_events(events_key)
 end
 
 local function append_event(events_key, kind, data)
-  redis.call('XADD', events_key, '*', 'type', kind, 'data', data)
-  trim_events(events_key)
+  trim_events(events_key, redis.call('XADD', events_key, '*', 'type', kind, 'data', data))
 end
 
 -- One slot event; `view` as slot_view() or slot_view_of() return it.
@@ -60,13 +60,17 @@ end
 
 -- Keep the slot's next lock end where the expiry sweep finds it (sl:{T}:lock-ends); every
 -- script that takes, moves, resizes or ends a lock or hold calls it after its change.
-local function track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
-  local until_ms = next_lock_end_ms(lock_key, held_key, now_ms)
+-- track_lock_end_at: when the script already knows that end (0: nothing holds the slot).
+local function track_lock_end_at(lock_ends_key, slot_id, until_ms)
   if until_ms > 0 then
     redis.call('ZADD', lock_ends_key, until_ms, slot_id)
   else
     redis.call('ZREM', lock_ends_key, slot_id)
   end
+end
+
+local function track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
+  track_lock_end_at(lock_ends_key, slot_id, next_lock_end_ms(lock_key, held_key, now_ms))
 end
 
 -- The slot.unlocked of a lock or hold that ended by itself, if nobody wrote it yet: the
