@@ -128,7 +128,7 @@ class SlotlockApp(Dispatcher):
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await job
-        await found.scripts.aclose()
+        await found.batcher.aclose()
         if self._owns_redis:
             await found.redis.aclose()
 

@@ -25,7 +25,6 @@ from typing import TypeAlias
 
 from service.store.batching import BatchedScript, ScriptBatcher
 from service.store.client import RedisClient
-from service.store.transport import Transport
 
 RedisReply: TypeAlias = "str | int | list[RedisReply] | None"
 """What a script answers, as hiredis or redis-py (decode_responses) hand it over: Lua
@@ -98,11 +97,9 @@ class Scripts:
     index_slots: BatchedScript
 
     @classmethod
-    def register(
-        cls, transport: Transport, replica_acks: int = 0, ack_timeout_ms: int = 1000
-    ) -> Scripts:
-        """Prepare every script for `transport` (connect.transport_for), sharing one batcher."""
-        batcher = ScriptBatcher(transport, replica_acks, ack_timeout_ms)
+    def register(cls, batcher: ScriptBatcher) -> Scripts:
+        """Prepare every script to run through `batcher` (one for all: their calls share
+        its batches)."""
         scripts = {}
         for name in cls.names():
             source = script_source(name)
@@ -129,10 +126,6 @@ class Scripts:
         """
         for script in self.all():
             await redis.script_load(script.script)
-
-    async def aclose(self) -> None:
-        """Close what the scripts opened of their own (the transport's raw connection)."""
-        await self.read_slot.batcher.aclose()
 
     async def loaded(self, redis: RedisClient) -> bool:
         """Whether Redis holds every script right now (on Cluster: every primary holds each)."""

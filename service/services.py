@@ -21,6 +21,7 @@ from service.readiness import Readiness
 from service.scripts import Scripts
 from service.settings import Settings
 from service.store.api_keys import KeyStore
+from service.store.batching import ScriptBatcher
 from service.store.bookings import BookingStore
 from service.store.client import RedisClient
 from service.store.migration import ListIndexMigration
@@ -37,6 +38,7 @@ class Services:
     settings: Settings
     clock: Clock
     redis: RedisClient
+    batcher: ScriptBatcher  # the scripts' way to Redis; aclose() closes its own connection
     scripts: Scripts
     keys: KeyStore
     authenticator: Authenticator
@@ -63,9 +65,10 @@ class Services:
         """Wire every store to one Redis client and one clock."""
         # WAIT must answer before the socket times out, or a slow replica reads as an outage.
         ack_timeout_ms = int(settings.redis_timeout_s * 800)
-        scripts = Scripts.register(
+        batcher = ScriptBatcher(
             transport_for(settings, redis), settings.replica_acks, ack_timeout_ms
         )
+        scripts = Scripts.register(batcher)
         keys = KeyStore(redis, clock)
         bookings = BookingStore(redis, scripts, clock)
         events = EventLog(redis, scripts, clock)
@@ -77,6 +80,7 @@ class Services:
             settings=settings,
             clock=clock,
             redis=redis,
+            batcher=batcher,
             scripts=scripts,
             keys=keys,
             authenticator=Authenticator(keys, clock, settings.key_cache_s),

@@ -213,7 +213,7 @@ def test_a_burst_of_requests_is_no_outage(redis_server: RedisServer) -> None:
         finally:
             # No lifespan runs here, so the test closes what the app opened: the
             # scripts' own connection (the raw transport, for a redis:// URL) and Redis.
-            await app.services.scripts.aclose()
+            await app.services.batcher.aclose()
             await redis.aclose()
 
     assert asyncio.run(burst()) == [200] * 150

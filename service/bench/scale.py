@@ -182,7 +182,7 @@ async def load(redis_url: str, sizes: tuple[int, int]) -> Loaded:
         if size == sizes[1]:
             taken = set(booked) | set(disabled) | set(locked)
             free = [slot_id for slot_id in slot_ids[: 20 * LOAD_BATCH] if slot_id not in taken]
-    await found.scripts.aclose()
+    await found.batcher.aclose()
     await found.redis.aclose()
     return Loaded(ids[0], ids[1], free[:1000], middles)
 
@@ -294,7 +294,7 @@ async def _memory(redis_url: str, loaded: Loaded, client: redis.Redis) -> SlotMe
     slot_id = loaded.free_large_slot_ids[-1]
     holder = lock_holder(PROBE_KEY)
     await found.slots.lock("bench", slot_id, holder, system_clock_ms() + 300_000)
-    await found.scripts.aclose()
+    await found.batcher.aclose()
     await found.redis.aclose()
     size = int(client.zcard(keyspace.resource_slots(loaded.large_id)))
     return slot_memory(client, slot_id, size, holder)
