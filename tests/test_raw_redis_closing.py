@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.store.raw_redis import RawTransport, ServerAddress, pack
 from tests.redis_servers import RedisServer
@@ -53,3 +54,42 @@ def test_the_next_batch_after_an_abort_opens_a_new_connection(server: RedisServe
     failure, replies = asyncio.run(_aborted_then_sent(server.port))
     assert isinstance(failure, RedisConnectionError)
     assert replies == ["PONG"]
+
+
+async def _silent_redis_batches() -> tuple[list[BaseException | object], int, float]:
+    """Two batches to a server that reads and never answers, then a third."""
+    accepted = 0
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    raw = RawTransport(ServerAddress(port=port), timeout_s=0.3)
+    started = asyncio.get_running_loop().time()
+    first = asyncio.ensure_future(raw.pipeline([("PING",)]))
+    await asyncio.sleep(0.1)
+    second = asyncio.ensure_future(raw.pipeline([("PING",)]))
+    outcomes: list[BaseException | object] = list(
+        await asyncio.gather(first, second, return_exceptions=True)
+    )
+    waited_s = asyncio.get_running_loop().time() - started
+    with pytest.raises(RedisTimeoutError):
+        await raw.pipeline([("PING",)])
+    await raw.aclose()
+    server.close()
+    return outcomes, accepted, waited_s
+
+
+def test_a_silent_redis_times_out_the_oldest_batch_and_the_connection_is_replaced() -> None:
+    """The oldest unanswered batch gets a timeout, those behind it a lost connection (both
+    503 E103), and the next batch does not wait on the silent connection: it opens another."""
+    outcomes, accepted, waited_s = uvloop.run(_silent_redis_batches())
+    assert isinstance(outcomes[0], RedisTimeoutError)
+    assert isinstance(outcomes[1], RedisConnectionError)
+    assert 0.3 <= waited_s < 1.0
+    assert accepted == 2

@@ -59,24 +59,33 @@ class ServerAddress:
 
 
 class _Batch:
-    """Replies expected for one write, collected in order."""
+    """Replies expected for one write, collected in order, and when Redis must have sent them."""
 
-    __slots__ = ("done", "expected", "replies")
+    __slots__ = ("deadline", "done", "expected", "replies")
 
-    def __init__(self, expected: int, done: asyncio.Future[list[Any]]) -> None:
+    def __init__(self, expected: int, done: asyncio.Future[list[Any]], deadline: float) -> None:
         self.expected = expected
         self.replies: list[Any] = []
         self.done = done
+        self.deadline = deadline  # loop time
 
 
 class _Protocol(asyncio.Protocol):
-    """Feeds bytes to hiredis and hands each batch its replies."""
+    """Feeds bytes to hiredis and hands each batch its replies, or a timeout when Redis
+    leaves one unanswered for `timeout_s`.
 
-    def __init__(self) -> None:
+    One timer watches the connection, not one per batch (asyncio.timeout around each
+    batch was a visible share of a lock's Redis work): replies come in order, so only
+    the oldest batch can be overdue, and the timer is set for its deadline.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
         self.transport: asyncio.Transport | None = None
         self.pending: deque[_Batch] = deque()
         self.reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
         self.closed = False
+        self.timeout_s = timeout_s
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -100,6 +109,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         failure = RedisConnectionError(f"connection to Redis lost: {error or 'closed'}")
         while self.pending:
             batch = self.pending.popleft()
@@ -115,11 +126,32 @@ class _Protocol(asyncio.Protocol):
     def send(self, payload: bytes, expected: int) -> asyncio.Future[list[Any]]:
         if not self.is_open():
             raise RedisConnectionError("connection to Redis lost: closing")
-        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self.pending.append(_Batch(expected, done))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Any]] = loop.create_future()
+        batch = _Batch(expected, done, loop.time() + self.timeout_s)
+        self.pending.append(batch)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(batch.deadline, self._check_silence)
         assert self.transport is not None
         self.transport.write(payload)
         return done
+
+    def _check_silence(self) -> None:
+        """Fail the oldest batch if it is overdue, and drop the connection: a Redis that
+        stayed silent that long is not answering (the batches behind it then fail as a lost
+        connection, and the next batch opens a new one). Otherwise look again at its deadline."""
+        self._watchdog = None
+        if not self.pending:
+            return
+        oldest, loop = self.pending[0], asyncio.get_running_loop()
+        if loop.time() < oldest.deadline:
+            self._watchdog = loop.call_at(oldest.deadline, self._check_silence)
+            return
+        self.pending.popleft()
+        if not oldest.done.done():
+            oldest.done.set_exception(RedisTimeoutError("Redis did not answer in time"))
+        assert self.transport is not None
+        self.transport.abort()
 
 
 class RawTransport(Transport):
@@ -134,13 +166,7 @@ class RawTransport(Transport):
     async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
         """Replies to `commands`, written at once and answered in order; errors in place."""
         protocol = await self._connected()
-        done = protocol.send(b"".join([pack(command) for command in commands]), len(commands))
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await done
-        except TimeoutError:
-            self._drop(protocol)
-            raise RedisTimeoutError("Redis did not answer in time") from None
+        return await protocol.send(b"".join([pack(command) for command in commands]), len(commands))
 
     async def load_script(self, source: str) -> None:
         """SCRIPT LOAD on this connection's server."""
@@ -165,15 +191,20 @@ class RawTransport(Transport):
         try:
             async with asyncio.timeout(self._timeout_s):
                 if address.unix_path is not None:
-                    _, protocol = await loop.create_unix_connection(_Protocol, address.unix_path)
+                    _, protocol = await loop.create_unix_connection(
+                        self._new_protocol, address.unix_path
+                    )
                 else:
                     _, protocol = await loop.create_connection(
-                        _Protocol, address.host, address.port
+                        self._new_protocol, address.host, address.port
                     )
                 await self._log_in(protocol)
         except (OSError, TimeoutError) as error:
             raise RedisConnectionError(f"cannot reach Redis: {type(error).__name__}") from None
         return protocol
+
+    def _new_protocol(self) -> _Protocol:
+        return _Protocol(self._timeout_s)
 
     async def _log_in(self, protocol: _Protocol) -> None:
         address = self.address
