@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.testclient import TestClient
 
 from service.cors import CorsPolicy
-from service.dispatch import Dispatcher
+from service.dispatch import Dispatcher, _request_id
 from service.errors import SlotNotFound
 from service.logs import AccessLog
 from service.outage import OutageLog
@@ -226,3 +227,23 @@ def test_a_failed_start_up_stops_the_server() -> None:
         TestClient(tiny_app(Lifespan(fail=True))),
     ):
         pass
+
+
+def test_request_ids_are_new_for_every_request_and_every_forked_worker() -> None:
+    """An id the service makes is 32 hex digits, never repeated; a worker forked from the
+    process draws a prefix of its own, so two workers never hand out the same ids."""
+    no_header: dict[str, Any] = {"headers": []}
+    here = [_request_id(no_header) for _ in range(3)]
+    assert len(set(here)) == 3
+    assert all(len(found) == 32 and int(found, 16) >= 0 for found in here)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the forked worker: report its first id, and leave at once
+        os.write(writing, _request_id(no_header).encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    theirs = os.read(reading, 64).decode()
+    os.close(reading)
+    assert len(theirs) == 32
+    assert theirs[:16] != here[0][:16]
