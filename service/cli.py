@@ -193,6 +193,9 @@ def serve_command(arguments: argparse.Namespace, settings: Settings) -> int:
             timeout_graceful_shutdown=arguments.graceful_timeout,
             # Nothing reads the client address, so uvicorn's proxy-header layer is pure cost.
             proxy_headers=False,
+            # No `server: uvicorn` on every answer: it tells a scanner what to try, and
+            # costs a header line each time. (`date` stays: HTTP asks an origin for it.)
+            server_header=False,
         )
     finally:
         if embedded is not None:

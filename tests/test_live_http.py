@@ -114,6 +114,14 @@ def test_service_log_is_json_without_secrets(live: LiveApi, service: LiveService
         assert line.startswith("{"), line
 
 
+def test_answers_carry_a_date_and_name_no_server_software(live: LiveApi) -> None:
+    """Each answer has its `date`, and no `server` header telling which server runs."""
+    response = live.call("GET", "/slots?limit=1")
+    assert response.status_code == 200
+    assert "date" in response.headers
+    assert "server" not in response.headers
+
+
 async def create_all(live: LiveApi, bodies: list[dict[str, Any]]) -> list[tuple[int, str]]:
     """POST /slots with every body at once; (status, error code or "") each."""
     url = f"{live.service.url}/slots"
