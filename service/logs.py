@@ -57,19 +57,21 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     FLUSH_INTERVAL_S = 0.25
 
     def __init__(self) -> None:
-        super().__init__(open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False))  # noqa: SIM115
+        # Binary: lines arrive encoded (msgspec writes UTF-8), so no text layer encodes them again.
+        super().__init__(open(sys.stderr.fileno(), "wb", buffering=1 << 16, closefd=False))  # noqa: SIM115
         self._flusher = threading.Thread(target=self._flush_forever, daemon=True)
         self._flusher.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format and buffer the line; the flusher writes it out."""
         try:
-            self.write_line(self.format(record) + "\n")
+            self.write_line((self.format(record) + "\n").encode())
         except Exception:
             self.handleError(record)
 
-    def write_line(self, line: str) -> None:
-        """Buffer one finished line (the access log's way in, past the logging machinery)."""
+    def write_line(self, line: bytes) -> None:
+        """Buffer one finished line, UTF-8 with its newline (the access log's way in, past
+        the logging machinery)."""
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self.stream.write(line)
 
@@ -118,7 +120,7 @@ class AccessLog:
     def write(self, entry: AccessLine) -> None:
         """Log one request."""
         if self._sink is not None:
-            self._sink.write_line(self._encoder.encode(entry).decode() + "\n")
+            self._sink.write_line(self._encoder.encode(entry) + b"\n")
         elif self._logger.isEnabledFor(logging.INFO):
             fields = msgspec.structs.asdict(entry)
             for name in ("time", "level", "logger", "message"):
