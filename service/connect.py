@@ -47,7 +47,12 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from service import memory_mode
-from service.redis_clients import FollowingSentinelPool, ReroutingCluster, SentinelMaster
+from service.redis_clients import (
+    FollowingSentinelPool,
+    OutageAwareRedis,
+    ReroutingCluster,
+    SentinelMaster,
+)
 from service.settings import Settings, SettingsError
 from service.store.client import RedisClient
 from service.store.raw_redis import RawTransport, ServerAddress
@@ -206,7 +211,7 @@ def redis_from_settings(
         )
     except ValueError as error:
         raise _url_error(url, str(error)) from None
-    return Redis.from_pool(pool)
+    return OutageAwareRedis.from_pool(pool)
 
 
 def transport_for(settings: Settings, redis: RedisClient) -> Transport:

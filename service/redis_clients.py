@@ -13,13 +13,49 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 logger = logging.getLogger("slotlock.redis")
 
 
-class SentinelMaster(Redis):
+class OutageAwareRedis(Redis):
+    """A client of one server (plain, or the Sentinel master) whose commands and pipelines,
+    written to a connection that closed a moment before, fail as an outage (503 E103).
+
+    Redis killed under load: redis-py reconnects, and its HELLO can be written to the new
+    transport just as uvloop closes it; uvloop answers with RuntimeError ("the handler is
+    closed"), which would be a 500 (tests/test_fault_load_standalone.py saw one cancel in
+    a run). Script calls on the raw path have their own check (store/raw_redis.py).
+    """
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Run one command; a connection closed under it is an outage."""
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (AttributeError, RuntimeError) as error:
+            raise closed_under(error) from error
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        """A pipeline whose connection closed under it is an outage too."""
+        return OutageAwarePipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class OutageAwarePipeline(Pipeline):
+    """redis-py's Pipeline, for OutageAwareRedis."""
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Run the commands; a connection closed under them is an outage."""
+        try:
+            return await super().execute(raise_on_error)
+        except (AttributeError, RuntimeError) as error:
+            raise closed_under(error) from error
+
+
+class SentinelMaster(OutageAwareRedis):
     """The current master's client; closing it also closes the connections to the Sentinels."""
 
     sentinels: Sentinel | None = None
@@ -148,4 +184,4 @@ def closed_under(error: Exception) -> redis_errors.ConnectionError:
     """
     if not any(sign in str(error) for sign in _VANISHED):
         raise error
-    return redis_errors.ConnectionError(f"connection closed by a cluster reset: {error}")
+    return redis_errors.ConnectionError(f"connection closed under the command: {error}")

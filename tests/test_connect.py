@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from hypothesis import given
 from hypothesis import strategies as st
 from redis import exceptions as redis_errors
@@ -26,12 +27,17 @@ from service.connect import (
     redis_from_settings,
     transport_for,
 )
-from service.redis_clients import FollowingSentinelPool, ReroutingCluster, SentinelMaster
+from service.redis_clients import (
+    FollowingSentinelPool,
+    OutageAwareRedis,
+    ReroutingCluster,
+    SentinelMaster,
+)
 from service.settings import Settings, SettingsError
 from service.store.raw_redis import RawTransport, ServerAddress
 from service.store.redis_py import ClientTransport
 from tests.api import error_of
-from tests.redis_servers import free_port
+from tests.redis_servers import RedisServer, free_port
 from tests.topologies import Server
 
 SECRET = "s3cr3t-Pa55"
@@ -398,3 +404,41 @@ def test_a_client_handed_in_without_a_url_takes_redis_py() -> None:
     client = Redis(port=free_port())
     assert type(transport_for(Settings(), client)) is ClientTransport
     close(client)
+
+
+async def _on_a_connection_closed_under_redis_py(url: str) -> list[type[BaseException]]:
+    """A command and a pipeline on a pooled connection whose transport uvloop has closed
+    (as when Redis is killed while redis-py reconnects): what each raises."""
+    client = redis_from_settings(Settings(redis_url=url))
+    assert isinstance(client, OutageAwareRedis)
+    raised: list[type[BaseException]] = []
+
+    async def command() -> object:
+        return await client.get("k")
+
+    async def pipeline() -> object:
+        pipe = client.pipeline()
+        pipe.get("k")
+        return await pipe.execute()
+
+    for call in (command, pipeline):
+        connection = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        connection._writer.transport.abort()  # redis-py is not told
+        await client.connection_pool.release(connection)
+        try:
+            await call()
+        except BaseException as error:  # what is raised is the result
+            raised.append(type(error))
+    await client.aclose()
+    return raised
+
+
+def test_a_connection_closed_under_a_command_is_an_outage(tmp_path: Path) -> None:
+    """uvloop's RuntimeError for a closed transport is a ConnectionError (503 E103), for a
+    single command and for a pipeline, not a 500."""
+    server = RedisServer.start_new(tmp_path)
+    try:
+        raised = uvloop.run(_on_a_connection_closed_under_redis_py(server.url))
+    finally:
+        server.kill()
+    assert raised == [redis_errors.ConnectionError, redis_errors.ConnectionError]
