@@ -16,7 +16,7 @@ with `replica_acks` = N > 0) is the transport's (service/store/transport.py).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from service import operation
@@ -42,10 +42,8 @@ class _Call:
     script: BatchedScript
     keys: list[Any]
     args: list[Any]
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    queued_s: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    done: asyncio.Future[Any]
+    queued_s: float  # loop time
 
 
 class ScriptBatcher:
@@ -63,7 +61,8 @@ class ScriptBatcher:
 
     async def call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         """Run `script` as part of the next batch; returns its reply or raises its error."""
-        call = _Call(script, keys, args)
+        loop = asyncio.get_running_loop()
+        call = _Call(script, keys, args, loop.create_future(), loop.time())
         self._queue.append(call)
         self._maybe_send()
         return await call.done

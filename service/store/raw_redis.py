@@ -165,7 +165,9 @@ class RawTransport(Transport):
 
     async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
         """Replies to `commands`, written at once and answered in order; errors in place."""
-        protocol = await self._connected()
+        protocol = self._protocol
+        if protocol is None or not protocol.is_open():  # checked here: no coroutine per batch
+            protocol = await self._connected()
         return await protocol.send(b"".join([pack(command) for command in commands]), len(commands))
 
     async def load_script(self, source: str) -> None:
