@@ -63,13 +63,14 @@ def api(
     if callspec is not None and callspec.params.get("redis_client") == "redis-server":
         server: RedisServer = request.getfixturevalue("redis_server")
         settings = dataclasses.replace(settings, redis_url=server.url)
-    app = create_app(settings, redis_client)
+    # The app closes the client as it stops, after its background jobs: closed any earlier,
+    # a job's next round would open a connection that nothing closes.
+    app = create_app(settings, redis_client, owns_redis=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         keys = app.services.keys
         pair = client.portal.call(keys.create_pair, "test")
         yield Api(client, pair, app)
-        client.portal.call(redis_client.aclose)
 
 
 @pytest.fixture
@@ -94,9 +95,7 @@ def down_api() -> Iterator[Api]:
     url = f"redis://127.0.0.1:{free_port()}/0"
     settings = Settings(redis_url=url, redis_timeout_s=0.5, key_cache_s=0.0)
     redis = redis_from_settings(settings)
-    app = create_app(settings, redis)
+    app = create_app(settings, redis, owns_redis=True)  # closed after its jobs, as `api`'s
     pair = KeyPair("test", "pk_" + "a" * 64, "sk_" + "b" * 64)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, pair, app)
-        assert client.portal is not None
-        client.portal.call(redis.aclose)

@@ -20,12 +20,11 @@ from tests.redis_servers import RedisServer
 
 def app_api(settings: Settings, redis: RedisClient) -> Iterator[Api]:
     """An in-process app on `redis` with a fresh key pair of environment `test`."""
-    app = create_app(settings, redis)
+    app = create_app(settings, redis, owns_redis=True)  # closed after its background jobs
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
-        client.portal.call(redis.aclose)
 
 
 @pytest.fixture
@@ -109,8 +108,8 @@ def test_the_limit_holds_across_pods(redis_server: RedisServer) -> None:
     redis_server.client().flushall()
     settings = Settings(key_cache_s=0.0, rate_limit_public=RateLimit(6, 60))
     first_redis, second_redis = (Redis(port=redis_server.port, decode_responses=True) for _ in "12")
-    first_pod = create_app(settings, first_redis)
-    second_pod = create_app(settings, second_redis)
+    first_pod = create_app(settings, first_redis, owns_redis=True)
+    second_pod = create_app(settings, second_redis, owns_redis=True)
     with (
         TestClient(first_pod, raise_server_exceptions=False) as first,
         TestClient(second_pod, raise_server_exceptions=False) as second,
@@ -138,8 +137,6 @@ def test_the_limit_holds_across_pods(redis_server: RedisServer) -> None:
         admitted += send(second, 4)
         flush_both()
         admitted += send(first, 2)
-        first_portal.call(first_redis.aclose)
-        second_portal.call(second_redis.aclose)
     assert admitted == 6
 
 

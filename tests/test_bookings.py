@@ -38,12 +38,11 @@ class ManualClock:
 
 def open_api(redis: RedisClient, settings: Settings, clock: ManualClock) -> Iterator[Api]:
     """The app in-process on `redis` with `clock`, and a key pair of environment `test`."""
-    app = create_app(settings, redis, clock)
+    app = create_app(settings, redis, clock, owns_redis=True)  # closed after its jobs
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
-        client.portal.call(redis.aclose)
 
 
 def run(api: Api, call: Callable[..., Awaitable[T]], *args: Any) -> T:

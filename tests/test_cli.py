@@ -39,11 +39,9 @@ def redis_url(redis_server: RedisServer) -> str:
 def app_on(redis_server: RedisServer, redis_url: str) -> Iterator[Api]:
     """The app in-process on the same Redis as the CLI, with no key cache; no keys of its own."""
     client = Redis(port=redis_server.port, decode_responses=True, socket_timeout=2)
-    app = create_app(Settings(key_cache_s=0.0), client)
+    app = create_app(Settings(key_cache_s=0.0), client, owns_redis=True)  # closed after its jobs
     with TestClient(app, raise_server_exceptions=False) as http:
         yield Api(http, create_keys(redis_url, "unused"), app)
-        assert http.portal is not None
-        http.portal.call(client.aclose)
 
 
 @pytest.fixture

@@ -40,12 +40,11 @@ def acked_api(primary_and_replica: tuple[RedisServer, RedisServer]) -> Iterator[
     # Generous: on a busy machine a replica can take a few hundred ms to confirm.
     settings = Settings(key_cache_s=0.0, replica_acks=1, redis_timeout_s=2.0)
     redis = Redis(port=primary.port, decode_responses=True, socket_timeout=2.0)
-    app = create_app(settings, redis)
+    app = create_app(settings, redis, owns_redis=True)  # closed after its background jobs
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
-        client.portal.call(redis.aclose)
 
 
 def test_acknowledged_lock_is_on_the_replica(

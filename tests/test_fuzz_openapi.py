@@ -59,7 +59,7 @@ def _fake_redis(server: fakeredis.FakeServer) -> Any:
 def _seed(server: fakeredis.FakeServer, settings: Settings) -> tuple[KeyPair, dict[str, str]]:
     """Keys, and a published resource with a slot and a booking, made through a set-up app."""
     redis = _fake_redis(server)
-    setup_app = create_app(settings, redis)
+    setup_app = create_app(settings, redis, owns_redis=True)  # closed after its jobs
     with TestClient(setup_app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         pair = client.portal.call(setup_app.services.keys.create_pair, "test")
@@ -67,7 +67,6 @@ def _seed(server: fakeredis.FakeServer, settings: Settings) -> tuple[KeyPair, di
         resource = api.resource()
         slot = api.slot(resource["id"], capacity=1000)
         booking = api.ok("POST", "/bookings", {"slot_id": slot["id"]})
-        client.portal.call(redis.aclose)
     return pair, {"resource": resource["id"], "slot": slot["id"], "booking": booking["id"]}
 
 

@@ -315,12 +315,12 @@ def test_hold_keys_expire_with_their_longest_hold(api: Api, class_of_5: str) -> 
 @pytest.fixture
 def timed_api(redis_client: RedisClient, clock: ManualClock) -> Iterator[Api]:
     """The app on `clock`, with a hold cap of 2 slots per key."""
-    app = create_app(Settings(key_cache_s=0.0, max_locks_per_key=2), redis_client, clock)
+    settings = Settings(key_cache_s=0.0, max_locks_per_key=2)
+    app = create_app(settings, redis_client, clock, owns_redis=True)  # closed after its jobs
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
-        client.portal.call(redis_client.aclose)
 
 
 @pytest.fixture

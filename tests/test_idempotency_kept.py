@@ -89,12 +89,11 @@ def test_a_replay_is_counted_under_its_route(api: Api) -> None:
 def limited_api(redis_client: RedisClient) -> Iterator[Api]:
     """The app with one public request an hour allowed per key."""
     settings = Settings(key_cache_s=0.0, rate_limit_public=RateLimit(1, 3600))
-    app = create_app(settings, redis_client)
+    app = create_app(settings, redis_client, owns_redis=True)  # closed after its jobs
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         pair = client.portal.call(app.services.keys.create_pair, "test")
         yield Api(client, pair, app)
-        client.portal.call(redis_client.aclose)
 
 
 def test_a_rate_limited_request_keeps_nothing(limited_api: Api) -> None:

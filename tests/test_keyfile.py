@@ -22,11 +22,10 @@ PAIR = KeyPair("prod", "pk_" + "1" * 64, "sk_" + "2" * 64)
 def start(server: RedisServer, keys_file: Path) -> Iterator[Api]:
     """Run the app once with SLOTLOCK_KEYS_FILE, as a pod start would."""
     redis = Redis(port=server.port, decode_responses=True)
-    app = create_app(Settings(key_cache_s=0.0, keys_file=keys_file), redis)
+    settings = Settings(key_cache_s=0.0, keys_file=keys_file)
+    app = create_app(settings, redis, owns_redis=True)  # closed after its background jobs
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, PAIR, app)
-        assert client.portal is not None
-        client.portal.call(redis.aclose)
 
 
 def write(path: Path, **extra: object) -> Path:
