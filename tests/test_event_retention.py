@@ -55,3 +55,21 @@ def test_events_of_the_last_hour_stay_however_many(api: Api) -> None:
     slot = api.slot(resource["id"])
     assert api.lock(slot["id"], "k").status_code == 200
     assert stream_length(api, key) == KEPT + 1002  # + slot.created + slot.locked
+
+
+@pytest.mark.parametrize("redis_client", ["redis-server"], indirect=True)
+def test_a_busy_stream_of_the_last_hour_is_scanned_once_per_1000_appends(api: Api) -> None:
+    """Past 11,000 events all of the last hour, appends do not each look for old ones."""
+    resource = api.resource()
+    key = keyspace.events(resource["id"])
+    fill(api, key, KEPT + 1000, age_s=600)
+    slot = api.slot(resource["id"])  # 11,001: looks, finds nothing older than the hour
+    server = api.app.services.redis
+    assert api.client.portal is not None
+    api.client.portal.call(server.config_resetstat)
+    for n in range(10):  # 20 more events
+        assert api.lock(slot["id"], f"k{n}").status_code == 200
+        assert api.unlock(slot["id"], f"k{n}").status_code == 200
+    scans = api.client.portal.call(server.info, "commandstats").get("cmdstat_xrange", {})
+    assert scans.get("calls", 0) == 0
+    assert stream_length(api, key) == KEPT + 1021

@@ -6,15 +6,17 @@
 -- Kept: the last EVENTS_KEPT entries and at least the last EVENTS_KEPT_MS of them. XADD's
 -- MAXLEN alone could drop events younger than an hour, and MINID alone could keep an
 -- unbounded hour; so once the stream is TRIM_BATCH entries past the count, the entries
--- that are both beyond it and older than the hour go, in one XTRIM MINID (amortised: one
--- XRANGE of at most TRIM_BATCH ids per TRIM_BATCH appends).
+-- that are both beyond it and older than the hour go, in one XTRIM MINID. That is checked
+-- on the append that takes the stream TRIM_BATCH + 1 past the count, and on every
+-- TRIM_BATCH-th append after it (1,001 past, 2,001 past...): one XRANGE per TRIM_BATCH
+-- appends, also while the whole stream is younger than the hour and nothing can go.
 local EVENTS_KEPT, EVENTS_KEPT_MS, TRIM_BATCH = 10000, 3600000, 1000
 
 -- `last_id`: the id XADD just gave, whose time is Redis's clock (or the stream's last
 -- time, if that is later): "an hour ago" is counted from it, so no TIME call is needed.
 local function trim_events(events_key, last_id)
   local surplus = redis.call('XLEN', events_key) - EVENTS_KEPT
-  if surplus < TRIM_BATCH then
+  if surplus < TRIM_BATCH or surplus % TRIM_BATCH ~= 1 then
     return
   end
   local hour_ago_ms = tonumber(string.match(last_id, '^(%d+)')) - EVENTS_KEPT_MS
