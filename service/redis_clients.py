@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -32,10 +33,8 @@ class OutageAwareRedis(Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         """Run one command; a connection closed under it is an outage."""
-        try:
+        with closed_under_is_outage():
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except (AttributeError, RuntimeError) as error:
-            raise closed_under(error) from error
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         """A pipeline whose connection closed under it is an outage too."""
@@ -49,10 +48,8 @@ class OutageAwarePipeline(Pipeline):
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Run the commands; a connection closed under them is an outage."""
-        try:
+        with closed_under_is_outage():
             return await super().execute(raise_on_error)
-        except (AttributeError, RuntimeError) as error:
-            raise closed_under(error) from error
 
 
 class SentinelMaster(OutageAwareRedis):
@@ -124,10 +121,8 @@ class ReroutingCluster(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         """Run one command; a connection closed under it by a cluster reset is an outage."""
-        try:
+        with closed_under_is_outage():
             return await super().execute_command(*args, **kwargs)
-        except (AttributeError, RuntimeError) as error:
-            raise closed_under(error) from error
 
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
@@ -170,6 +165,16 @@ _UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError
 # How a command fails when its connection is closed under it: the stream is gone
 # (redis-py), or the transport is closed (uvloop).
 _VANISHED = ("'NoneType' object has no attribute", "the handler is closed")
+
+
+@contextlib.contextmanager
+def closed_under_is_outage() -> Iterator[None]:
+    """Around a command: its connection closed under it (closed_under) is raised as an
+    outage; any other AttributeError or RuntimeError as it is."""
+    try:
+        yield
+    except (AttributeError, RuntimeError) as error:
+        raise closed_under(error) from error
 
 
 def closed_under(error: Exception) -> redis_errors.ConnectionError:
