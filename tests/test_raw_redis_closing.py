@@ -26,7 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 async def _aborted_then_sent(port: int) -> tuple[BaseException | None, list[object]]:
     raw = RawTransport(ServerAddress(port=port), timeout_s=2.0)
     assert await raw.pipeline([("PING",)]) == ["PONG"]
-    protocol = await raw._connected()
+    protocol = await raw._reconnected()  # the open one
     assert protocol.transport is not None
     # Aborted (as a timeout or a killed Redis does), but connection_lost not yet run.
     protocol.transport.abort()

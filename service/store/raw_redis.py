@@ -166,8 +166,8 @@ class RawTransport(Transport):
     async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
         """Replies to `commands`, written at once and answered in order; errors in place."""
         protocol = self._protocol
-        if protocol is None or not protocol.is_open():  # checked here: no coroutine per batch
-            protocol = await self._connected()
+        if protocol is None or not protocol.is_open():  # checked inline: no coroutine per batch
+            protocol = await self._reconnected()
         return await protocol.send(b"".join([pack(command) for command in commands]), len(commands))
 
     async def load_script(self, source: str) -> None:
@@ -179,10 +179,8 @@ class RawTransport(Transport):
         if self._protocol is not None:
             self._drop(self._protocol)
 
-    async def _connected(self) -> _Protocol:
-        protocol = self._protocol
-        if protocol is not None and protocol.is_open():
-            return protocol
+    async def _reconnected(self) -> _Protocol:
+        """An open connection, opened by the first caller to find none (the others wait)."""
         async with self._connecting:
             if self._protocol is None or not self._protocol.is_open():
                 self._protocol = await self._connect()
