@@ -230,12 +230,13 @@ def test_a_failed_start_up_stops_the_server() -> None:
 
 
 def test_request_ids_are_new_for_every_request_and_every_forked_worker() -> None:
-    """An id the service makes is 32 hex digits, never repeated; a worker forked from the
-    process draws a prefix of its own, so two workers never hand out the same ids."""
+    """An id the service makes is 32 hex digits, never repeated and not a count; a worker
+    forked from the process draws ids of its own, never the ones its parent hands out next."""
     no_header: dict[str, Any] = {"headers": []}
-    here = [_request_id(no_header) for _ in range(3)]
-    assert len(set(here)) == 3
+    here = [_request_id(no_header) for _ in range(600)]  # more than one draw
+    assert len(set(here)) == 600
     assert all(len(found) == 32 and int(found, 16) >= 0 for found in here)
+    assert len({found[:16] for found in here}) == 600  # random throughout, no shared prefix
     reading, writing = os.pipe()
     child = os.fork()
     if child == 0:  # the forked worker: report its first id, and leave at once
@@ -246,4 +247,4 @@ def test_request_ids_are_new_for_every_request_and_every_forked_worker() -> None
     theirs = os.read(reading, 64).decode()
     os.close(reading)
     assert len(theirs) == 32
-    assert theirs[:16] != here[0][:16]
+    assert theirs != _request_id(no_header)
