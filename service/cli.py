@@ -186,8 +186,8 @@ def serve_command(arguments: argparse.Namespace, settings: Settings) -> int:
             port=arguments.port,
             workers=workers,
             loop="uvloop",
-            # httptools, with each response written to its socket at once: service/http_protocol.py
-            http="service.http_protocol:OneWriteHttpToolsProtocol",
+            # httptools, each answer written in one go, heads bounded: service/http_protocol.py
+            http="service.http_protocol:HttpProtocol",
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=arguments.graceful_timeout,

@@ -1,11 +1,10 @@
-"""The uvicorn protocol `slotlock serve` runs: every response leaves in one write."""
+"""The HTTP protocol `slotlock serve` runs: one write per answer, uvicorn's behaviour kept."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -13,11 +12,7 @@ from starlette.routing import Route
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from service.http_protocol import (
-    DEFAULT_MAX_HEAD_BYTES,
-    GatheringTransport,
-    OneWriteHttpToolsProtocol,
-)
+from service.http_protocol import DEFAULT_MAX_HEAD_BYTES, HttpProtocol
 
 
 class SocketTransport(asyncio.Transport):
@@ -86,6 +81,18 @@ APP = Starlette(
 )
 
 
+def connected(app: Any, socket: SocketTransport, **settings: Any) -> HttpProtocol:
+    """An HttpProtocol on `socket` serving `app`, made as uvicorn makes one (`settings`:
+    its Config's)."""
+    config = Config(app, http=HttpProtocol, log_config=None, lifespan="off", **settings)
+    config.load()
+    protocol = HttpProtocol(
+        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
+    )
+    protocol.connection_made(socket)
+    return protocol
+
+
 async def serve(raw_requests: bytes, settle_s: float = 0.1) -> SocketTransport:
     """Feed raw HTTP to a OneWriteHttpToolsProtocol on APP in one read; the socket's writes."""
     return await serve_reads([raw_requests], settle_s)
@@ -135,37 +142,13 @@ def test_a_malformed_request_is_answered_400_and_closed() -> None:
     assert b"".join(socket.writes).startswith(b"HTTP/1.1 400")
 
 
-@pytest.mark.parametrize("peer_left", [False, True])
-def test_gathered_writes_after_an_abort_or_a_lost_peer_are_dropped(peer_left: bool) -> None:
-    """Nothing is written to a socket that is aborted or already closing."""
-
-    async def scenario() -> SocketTransport:
-        socket = SocketTransport()
-        gathering = GatheringTransport(socket, asyncio.get_running_loop())
-        gathering.write(b"head")
-        assert gathering.get_write_buffer_size() == 4
-        if peer_left:
-            socket.closed = True
-        else:
-            gathering.abort()
-        await asyncio.sleep(0)
-        return socket
-
-    assert asyncio.run(scenario()).writes == []
-
-
 # --- the request head limit (SLOTLOCK_MAX_HEADER_BYTES, 431 E105) ---
 
 
 async def serve_reads(reads: list[bytes], settle_s: float = 0.1) -> SocketTransport:
     """Feed raw HTTP to the protocol one read at a time; the socket's writes."""
-    config = Config(APP, http=OneWriteHttpToolsProtocol, log_config=None, lifespan="off")
-    config.load()
-    protocol = OneWriteHttpToolsProtocol(
-        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
-    )
     socket = SocketTransport()
-    protocol.connection_made(socket)
+    protocol = connected(APP, socket)
     for data in reads:
         protocol.data_received(data)
         await asyncio.sleep(0)
@@ -234,24 +217,229 @@ def test_a_large_head_begun_behind_another_request_is_refused() -> None:
     assert socket.closed
 
 
-def test_the_uvicorn_attributes_the_protocol_reads_are_still_there() -> None:
-    """uvicorn's protocol still keeps the URL, headers and loop http_protocol.py reads (its
-    callbacks: tests/test_private_names.py); if not, revisit uvicorn's pin in pyproject."""
+# --- what uvicorn's own protocol does, kept ---
 
-    async def begun() -> OneWriteHttpToolsProtocol:
-        config = Config(APP, http=OneWriteHttpToolsProtocol, log_config=None, lifespan="off")
-        config.load()
-        protocol = OneWriteHttpToolsProtocol(
-            config=config,
-            server_state=ServerState(),
-            app_state={},
-            _loop=asyncio.get_running_loop(),
-        )
-        protocol.connection_made(SocketTransport())
-        protocol.on_message_begin()
-        return protocol
 
-    protocol = asyncio.run(begun())
-    assert protocol.url == b""
-    assert protocol.headers == []
-    assert callable(protocol.loop.call_later)
+async def serve_app(app: Any, raw_requests: bytes, settle_s: float = 0.05) -> SocketTransport:
+    """Feed raw HTTP to an HttpProtocol serving `app`; the socket's writes."""
+    socket = SocketTransport()
+    connected(app, socket).data_received(raw_requests)
+    await asyncio.sleep(settle_s)
+    return socket
+
+
+def post(path: str, body: bytes, *extra: str) -> bytes:
+    head = [f"POST {path} HTTP/1.1", "host: test", f"content-length: {len(body)}", *extra, "", ""]
+    return "\r\n".join(head).encode() + body
+
+
+def test_an_idle_connection_closes_after_the_keep_alive_timeout() -> None:
+    """Kept alive while requests come; closed once idle for `timeout_keep_alive`."""
+
+    async def scenario() -> tuple[bool, bool]:
+        socket = SocketTransport()
+        protocol = connected(APP, socket, timeout_keep_alive=0.2)
+        for _ in range(3):  # busy for longer than the timeout in all
+            protocol.data_received(get("/hello/ann"))
+            await asyncio.sleep(0.1)
+        open_while_used = not socket.closed
+        await asyncio.sleep(0.35)
+        return open_while_used, socket.closed
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_http_1_0_closes_after_its_answer() -> None:
+    """An HTTP/1.0 request gets `connection: close` and the connection ends."""
+    socket = asyncio.run(serve(b"GET /hello/ann HTTP/1.0\r\nhost: test\r\n\r\n"))
+    sent = b"".join(socket.writes)
+    assert b"connection: close\r\n" in sent
+    assert sent.endswith(b"hello ann")
+    assert socket.closed
+
+
+def test_head_gets_the_head_only() -> None:
+    """HEAD answers with GET's headers and no body."""
+    socket = asyncio.run(serve(b"HEAD /hello/ann HTTP/1.1\r\nhost: test\r\n\r\n"))
+    sent = b"".join(socket.writes)
+    assert sent.startswith(b"HTTP/1.1 200 OK")
+    assert b"content-length: 9\r\n" in sent
+    assert sent.endswith(b"\r\n\r\n")
+
+
+def test_expect_100_continue_is_answered_when_the_body_is_read() -> None:
+    """A client that waits for `100 Continue` gets it, then the answer."""
+    request = post("/size", b"abc", "expect: 100-continue")
+    sent = b"".join(asyncio.run(serve(request)).writes)
+    assert sent.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    assert sent.endswith(b"3")
+
+
+def test_a_chunked_request_body_reaches_the_app_whole() -> None:
+    """A body sent in chunks, over several reads, is read to its end."""
+    head = b"POST /size HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\r\n"
+    reads = [head + b"5\r\nhello\r\n", b"6\r\n world\r\n", b"0\r\n\r\n"]
+    socket = asyncio.run(serve_reads(reads))
+    assert b"".join(socket.writes).endswith(b"11")
+
+
+def test_reading_pauses_while_a_large_body_waits_unread() -> None:
+    """Past 64 KiB of unread body the socket stops reading; reading the body resumes it."""
+    release = asyncio.Event()
+
+    async def slow_reader(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message["body"]), message["more_body"]
+        body = str(size).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+    async def scenario() -> tuple[bool, bool, bytes]:
+        socket = SocketTransport()
+        protocol = connected(slow_reader, socket)
+        head = b"POST /x HTTP/1.1\r\nhost: test\r\ncontent-length: 200000\r\n\r\n"
+        protocol.data_received(head + b"a" * 100_000)
+        await asyncio.sleep(0.01)
+        paused = not socket.reading
+        release.set()
+        await asyncio.sleep(0.01)
+        resumed = socket.reading
+        protocol.data_received(b"a" * 100_000)
+        await asyncio.sleep(0.01)
+        return paused, resumed, b"".join(socket.writes)
+
+    paused, resumed, sent = asyncio.run(scenario())
+    assert paused
+    assert resumed
+    assert sent.endswith(b"200000")
+
+
+def test_a_stream_s_head_leaves_before_its_first_part() -> None:
+    """A streamed answer's head is written at once: an event stream opens before its first
+    event."""
+    release = asyncio.Event()
+
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"first", "more_body": False})
+
+    async def scenario() -> tuple[list[bytes], bytes]:
+        socket = SocketTransport()
+        connected(stream, socket).data_received(get("/events"))
+        await asyncio.sleep(0.01)
+        before = list(socket.writes)
+        release.set()
+        await asyncio.sleep(0.01)
+        return before, b"".join(socket.writes)
+
+    before, sent = asyncio.run(scenario())
+    assert len(before) == 1
+    assert before[0].endswith(b"transfer-encoding: chunked\r\n\r\n")
+    assert sent.endswith(b"5\r\nfirst\r\n0\r\n\r\n")
+
+
+def test_an_app_that_fails_before_answering_gets_a_500() -> None:
+    """An exception before the answer began is a 500, and the connection closes."""
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("boom")
+
+    socket = asyncio.run(serve_app(failing, get("/x")))
+    assert b"".join(socket.writes).startswith(b"HTTP/1.1 500 Internal Server Error")
+    assert socket.closed
+
+
+def test_a_header_value_with_a_line_break_is_never_written() -> None:
+    """A value that would inject a header fails the answer; nothing of it reaches the client."""
+
+    async def injecting(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"2"), (b"x-echo", b"a\r\nset-cookie: x=1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    socket = asyncio.run(serve_app(injecting, get("/x")))
+    assert b"set-cookie" not in b"".join(socket.writes)
+    assert socket.closed
+
+
+def test_writes_after_the_client_left_are_dropped() -> None:
+    """An answer finished after the connection was lost writes nothing, and raises nothing."""
+    release = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"ok"})
+        finished.set()
+
+    async def scenario() -> list[bytes]:
+        socket = SocketTransport()
+        protocol = connected(slow, socket)
+        protocol.data_received(get("/x"))
+        await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        release.set()
+        await asyncio.wait_for(finished.wait(), 1)
+        return socket.writes
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_a_request_still_reading_its_body_sees_the_client_leave() -> None:
+    """An app waiting for body that never comes is told `http.disconnect`."""
+    seen: list[str] = []
+
+    async def reader(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                seen.append("disconnect")
+                return
+
+    async def scenario() -> None:
+        socket = SocketTransport()
+        protocol = connected(reader, socket)
+        protocol.data_received(b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 10\r\n\r\nabc")
+        await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert seen == ["disconnect"]
+
+
+def test_shutdown_closes_an_idle_connection_and_a_busy_one_after_its_answer() -> None:
+    """uvicorn's graceful stop: idle closes now; the answer under way is finished first."""
+    release = asyncio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def scenario() -> tuple[bool, bool, bool, bytes]:
+        idle_socket, busy_socket = SocketTransport(), SocketTransport()
+        idle, busy = connected(slow, idle_socket), connected(slow, busy_socket)
+        busy.data_received(get("/x"))
+        await asyncio.sleep(0.01)
+        idle.shutdown()
+        busy.shutdown()
+        busy_open = not busy_socket.closed
+        release.set()
+        await asyncio.sleep(0.01)
+        return idle_socket.closed, busy_open, busy_socket.closed, b"".join(busy_socket.writes)
+
+    idle_closed, busy_open, busy_closed, sent = asyncio.run(scenario())
+    assert idle_closed
+    assert busy_open
+    assert busy_closed
+    assert b"connection: close\r\n" in sent
+    assert sent.endswith(b"ok")

@@ -10,8 +10,9 @@ production as a 500 or a lost failover. Names used:
                SentinelConnectionPool.master_address (redis_clients.FollowingSentinelPool)
     fakeredis  ScriptingCommandsMixin.eval and ._lua_redis_call, _helpers.SimpleError,
                model.is_write_command (service/fake_redis.py: script shebangs)
-    uvicorn    HttpToolsProtocol's parser callbacks (service/http_protocol.py; the
-               attributes it reads are checked in tests/test_http_protocol.py)
+    uvicorn    the protocol class convention: Server makes `http=` with config,
+               server_state, app_state and _loop; ServerState's connections, tasks,
+               default_headers and total_requests (service/http_protocol.py)
     starlette  CORSMiddleware.preflight_response and send (service/cors.py)
 """
 
@@ -111,22 +112,19 @@ def test_fakeredis_still_has_the_eval_and_lua_call_that_fake_redis_replaces() ->
     ], moved("fakeredis", "ScriptingCommandsMixin._lua_redis_call")
 
 
-def test_uvicorn_still_has_the_parser_callbacks_http_protocol_overrides() -> None:
-    """The 431 for oversized heads keeps working (service/http_protocol.py)."""
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+def test_uvicorn_still_makes_and_tracks_protocols_as_http_protocol_expects() -> None:
+    """slotlock's HTTP protocol is made, waited for and counted as uvicorn's own are
+    (service/http_protocol.py)."""
+    from uvicorn.server import Server, ServerState
 
-    for name in (
-        "connection_made",
-        "data_received",
-        "shutdown",
-        "on_message_begin",
-        "on_headers_complete",
-        "on_body",
-        "on_message_complete",
-    ):
-        assert callable(getattr(HttpToolsProtocol, name, None)), moved(
-            "uvicorn", f"HttpToolsProtocol.{name}"
-        )
+    made_with = inspect.getsource(Server)
+    for keyword in ("config=", "server_state=", "app_state=", "_loop="):
+        assert keyword in made_with, moved("uvicorn", f"Server's protocol keyword {keyword}")
+    state = ServerState()
+    for name, kind in (
+        ("connections", set), ("tasks", set), ("default_headers", list), ("total_requests", int),
+    ):  # fmt: skip
+        assert isinstance(getattr(state, name, None), kind), moved("uvicorn", f"ServerState.{name}")
 
 
 def test_starlette_still_has_what_cors_calls() -> None:
