@@ -46,14 +46,17 @@ STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
 _known_names: dict[bytes, bytes] = {}
 
 
-def _lower_name(name: bytes) -> bytes:
-    lowered = _known_names.get(name)
-    if lowered is None:
-        if not _TOKEN.fullmatch(name):
-            raise RuntimeError("Invalid HTTP header name.")
-        if len(_known_names) >= _MAX_KNOWN_NAMES:
-            _known_names.clear()
-        lowered = _known_names[name] = name.lower()
+# The headers that frame the answer, looked at more closely.
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+def _checked_name(name: bytes) -> bytes:
+    """A header name not seen yet: checked, and remembered with its lower-case form."""
+    if not _TOKEN.fullmatch(name):
+        raise RuntimeError("Invalid HTTP header name.")
+    if len(_known_names) >= _MAX_KNOWN_NAMES:
+        _known_names.clear()
+    lowered = _known_names[name] = name.lower()
     return lowered
 
 
@@ -216,19 +219,21 @@ class Exchange:
         values = []
         length: int | None = None
         says_close = False
+        known = _known_names
         for name, value in [*self._connection.default_headers, *headers]:
-            name = _lower_name(name)
+            lowered = known.get(name) or _checked_name(name)
             values.append(value)
-            if name == b"content-length" and length is None and not self.chunked:
-                length = int(value.decode())
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                self.chunked = True
-            elif name == b"connection" and b"close" in [
-                token.strip().lower() for token in value.split(b",")
-            ]:
-                self.keep_alive = False
+            lines += (lowered, b": ", value, b"\r\n")
+            if lowered not in _FRAMING:
+                continue
+            if lowered == b"content-length":
+                if length is None and not self.chunked:
+                    length = int(value.decode())
+            elif lowered == b"transfer-encoding":
+                self.chunked = self.chunked or value.lower() == b"chunked"
+            elif b"close" in [token.strip().lower() for token in value.split(b",")]:
+                self.keep_alive = False  # connection: close
                 says_close = True
-            lines += (name, b": ", value, b"\r\n")
         if _CONTROL.search(b"".join(values)):  # as searching each value: the join adds none
             raise RuntimeError("Invalid HTTP header value.")
         if not self.keep_alive and not says_close:

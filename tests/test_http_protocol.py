@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -354,11 +355,16 @@ def test_an_app_that_fails_before_answering_gets_a_500() -> None:
     assert socket.closed
 
 
-def test_a_header_value_with_a_line_break_is_never_written() -> None:
-    """A value that would inject a header fails the answer; nothing of it reaches the client."""
+@pytest.mark.parametrize(
+    "header",
+    [(b"x-echo", b"a\r\nset-cookie: x=1"), (b"set-cookie: x=1\r\nx-echo", b"a")],
+    ids=["in a value", "in a name"],
+)
+def test_a_header_with_a_line_break_is_never_written(header: tuple[bytes, bytes]) -> None:
+    """A header that would inject another fails the answer; nothing of it reaches the client."""
 
     async def injecting(scope: Any, receive: Any, send: Any) -> None:
-        headers = [(b"content-length", b"2"), (b"x-echo", b"a\r\nset-cookie: x=1")]
+        headers = [(b"content-length", b"2"), header]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"ok"})
 

@@ -23,14 +23,17 @@ from service import operation
 from service.store.transport import Transport
 
 # Redis answers a batch only once it has run all of it, and a lock script costs it some
-# 20 us. Batches of at most 8 come back within about 0.2 ms, and 4 on the wire keep Redis
+# 20 us. Batches of at most 8 come back within about 0.2 ms, and 3 on the wire keep Redis
 # busy while the worker answers the last one. With 2 batches of any size, the worker sat
 # idle a fifth of the time waiting for long batches (bench: 78-80% busy -> 96-99%, the
-# same CPU per request, a fifth more requests/s; README, "Performance").
-MAX_BATCHES_IN_FLIGHT = 4
+# same CPU per request, a fifth more requests/s; README, "Performance"). Since the
+# worker's own HTTP protocol made it faster, 4 on the wire left it 92-94% busy and 3 keep
+# it at 98% (bench, lock: 16,900-17,000 -> 17,600-17,900 req/s): each extra batch is a
+# write and a read more for Redis, on the core it shares with the load generator.
+MAX_BATCHES_IN_FLIGHT = 3
 MAX_BATCH = 8
 # But when Redis is slow (a WAIT for an absent replica, a server about to time out),
-# batches of 8 would drain a queue 32 calls per slow round, and a call could wait
+# batches of 8 would drain a queue 24 calls per slow round, and a call could wait
 # several rounds: seconds. A call that has waited this long for a free slot is a
 # sign of that (a healthy round takes well under a millisecond), so the next batch
 # takes the whole queue, and no call waits more than about two slow rounds.

@@ -65,11 +65,12 @@ class SlotStore:
 
     async def get(self, environment: str, slot_id: str) -> SlotView:
         """One slot, as its owner's environment sees it."""
+        keys = keyspace.slot_keys(_checked(slot_id))
         return await self._locks.read_slot(
-            slot_key=keyspace.slot(_checked(slot_id)),
-            lock_key=keyspace.lock(slot_id),
-            resource_key=keyspace.resource(slot_id),
-            held_key=keyspace.held(slot_id),
+            slot_key=keys.slot,
+            lock_key=keys.lock,
+            resource_key=keys.resource,
+            held_key=keys.held,
             environment=environment,
             now_ms=self._clock(),
         )
@@ -81,14 +82,15 @@ class SlotStore:
 
         Returns the slot and the fencing token, kept while the same key changes what it has.
         """
+        keys = keyspace.slot_keys(_checked(slot_id), holder)
         locked = await self._locks.lock_slot(
-            slot_key=keyspace.slot(_checked(slot_id)),
-            lock_key=keyspace.lock(slot_id),
-            resource_key=keyspace.resource(slot_id),
-            holds_key=keyspace.holds(slot_id, holder),
-            held_key=keyspace.held(slot_id),
-            lock_ends_key=keyspace.lock_ends(slot_id),
-            events_key=keyspace.events(slot_id),
+            slot_key=keys.slot,
+            lock_key=keys.lock,
+            resource_key=keys.resource,
+            holds_key=keys.holds,
+            held_key=keys.held,
+            lock_ends_key=keys.lock_ends,
+            events_key=keys.events,
             environment=environment,
             holder=holder,
             until_ms=until_ms,
@@ -100,14 +102,15 @@ class SlotStore:
 
     async def unlock(self, environment: str, slot_id: str, holder: str) -> SlotView:
         """Release `holder`'s lock or hold; harmless when it has none."""
+        keys = keyspace.slot_keys(_checked(slot_id), holder)
         return await self._locks.unlock_slot(
-            slot_key=keyspace.slot(_checked(slot_id)),
-            lock_key=keyspace.lock(slot_id),
-            resource_key=keyspace.resource(slot_id),
-            holds_key=keyspace.holds(slot_id, holder),
-            held_key=keyspace.held(slot_id),
-            lock_ends_key=keyspace.lock_ends(slot_id),
-            events_key=keyspace.events(slot_id),
+            slot_key=keys.slot,
+            lock_key=keys.lock,
+            resource_key=keys.resource,
+            holds_key=keys.holds,
+            held_key=keys.held,
+            lock_ends_key=keys.lock_ends,
+            events_key=keys.events,
             environment=environment,
             holder=holder,
             now_ms=self._clock(),
