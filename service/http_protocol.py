@@ -53,6 +53,7 @@ HIGH_WATER_BYTES = 65536  # unread request body past which reading pauses (uvico
 # which can destroy the answer before the client reads it.
 LINGER_S = 1.0
 _max_head_bytes = DEFAULT_MAX_HEAD_BYTES
+_ASGI = {"version": "3.0", "spec_version": "2.3"}  # one for every scope: nothing changes it
 
 
 def limit_head_bytes(max_head_bytes: int) -> None:
@@ -312,18 +313,20 @@ class HttpProtocol(asyncio.Protocol):
         path = raw_path.decode("ascii")
         if "%" in path:
             path = urllib.parse.unquote(path)
-        http_version = parser.get_http_version()
+        root_path = self.root_path
+        if root_path:
+            path, raw_path = root_path + path, root_path.encode("ascii") + raw_path
         return {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": http_version,
+            "asgi": _ASGI,
+            "http_version": parser.get_http_version(),
             "server": self.server,
             "client": self.client,
             "scheme": self.scheme,
             "method": parser.get_method().decode("ascii"),
-            "root_path": self.root_path,
-            "path": self.root_path + path,
-            "raw_path": self.root_path.encode("ascii") + raw_path,
+            "root_path": root_path,
+            "path": path,
+            "raw_path": raw_path,
             "query_string": url.query or b"",
             "headers": self._headers,
             "state": self.app_state.copy(),

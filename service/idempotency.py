@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Awaitable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -56,11 +57,12 @@ class Idempotency:
     def wrap(self, endpoint: Endpoint) -> Endpoint:
         """`endpoint`, run once per Idempotency-Key; a request without one goes straight to it."""
 
-        async def idempotent(request: Request) -> Response:
+        # Plain, returning the endpoint's coroutine: no frame of its own in the await chain.
+        def idempotent(request: Request) -> Awaitable[Response]:
             key = scope_header(request.scope, b"idempotency-key")
             if key is None:
-                return await endpoint(request)
-            return await self._once(request, key, endpoint)
+                return endpoint(request)
+            return self._once(request, key, endpoint)
 
         return idempotent
 
