@@ -16,7 +16,8 @@ with `replica_acks` = N > 0) is the transport's (service/store/transport.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import functools
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,21 +83,54 @@ class ScriptBatcher:
             size = len(self._queue) if backlogged else MAX_BATCH
             batch, self._queue = self._queue[:size], self._queue[size:]
             self._in_flight += 1
-            sending = loop.create_task(self._send(batch))
-            self._sending.add(sending)  # the loop holds tasks weakly
-            sending.add_done_callback(self._sending.discard)
+            # Written at once where the transport can (no WAIT to add): its replies are
+            # settled in a callback. Otherwise, and after an error reply, a task does it.
+            try:
+                written = None if self._replica_acks else self._transport.write_scripts(batch)
+            except Exception as error:  # a call that cannot be packed fails its batch only
+                _fail(batch, error)
+                self._in_flight -= 1
+                self._maybe_send()
+                return
+            if written is not None:
+                written.add_done_callback(functools.partial(self._replied, batch))
+            else:
+                self._start(self._send(batch))
 
-    async def _send(self, batch: list[_Call]) -> None:
+    def _replied(self, batch: list[_Call], written: asyncio.Future[list[Any]]) -> None:
+        error = written.exception() if not written.cancelled() else asyncio.CancelledError()
+        if error is None:
+            replies = written.result()
+            if any(isinstance(reply, Exception) for reply in replies):
+                self._start(self._send(batch, replies))  # NOSCRIPT, LOADING, OOM...: rare
+                return
+            for call, reply in zip(batch, replies, strict=True):
+                _settle(call, reply)
+        else:
+            _fail(batch, error)
+        self._in_flight -= 1
+        self._maybe_send()
+
+    def _start(self, sending: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(sending)
+        self._sending.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[_Call], replies: list[Any] | None = None) -> None:
+        """Run `batch` whole through the transport, or finish it from its first `replies`."""
         try:
-            replies = await self._transport.run_scripts(
-                batch, self._replica_acks, self._ack_timeout_ms
-            )
+            if replies is None:
+                replies = await self._transport.run_scripts(
+                    batch, self._replica_acks, self._ack_timeout_ms
+                )
+            else:
+                replies = await self._transport.after_errors(
+                    batch, replies, self._replica_acks, self._ack_timeout_ms
+                )
             for call, reply in zip(batch, replies, strict=True):
                 _settle(call, reply)
         except BaseException as error:
-            for call in batch:
-                if not call.done.done():
-                    call.done.set_exception(error)
+            _fail(batch, error)
             if not isinstance(error, Exception):
                 raise
         finally:
@@ -121,6 +155,12 @@ class BatchedScript:
         """EVALSHA with these KEYS and ARGV, in the next batch: await the reply."""
         operation.reached()  # from here on, its Idempotency-Key keeps the answer
         return self.batcher.call(self, keys, args)
+
+
+def _fail(batch: list[_Call], error: BaseException) -> None:
+    for call in batch:
+        if not call.done.done():
+            call.done.set_exception(error)
 
 
 def _settle(call: _Call, reply: Any) -> None:

@@ -30,7 +30,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.outage import classify_reply_error
-from service.store.transport import Command, Transport
+from service.store.transport import Command, ScriptCall, Transport, evalsha
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +169,14 @@ class RawTransport(Transport):
         if protocol is None or not protocol.is_open():  # checked inline: no coroutine per batch
             protocol = await self._reconnected()
         return await protocol.send(b"".join([pack(command) for command in commands]), len(commands))
+
+    def write_scripts(self, calls: Sequence[ScriptCall]) -> asyncio.Future[list[Any]] | None:
+        """EVALSHA for each call, written now if the connection is open (else None)."""
+        protocol = self._protocol
+        if protocol is None or not protocol.is_open():
+            return None
+        commands = evalsha(calls, 0, 0)
+        return protocol.send(b"".join([pack(command) for command in commands]), len(commands))
 
     async def load_script(self, source: str) -> None:
         """SCRIPT LOAD on this connection's server."""
