@@ -4,9 +4,10 @@ A route is one method on one path template (`/slots/{slot_id}/lock`); the templa
 is what metrics and the access log name. The table groups the routes by template.
 A template without parameters is found by its path in one dict; one with
 parameters by its number of segments and its first and last segments, then
-checked by its regular expression (a parameter is one non-empty segment, as
-Starlette's `{name}` and `{name:str}`). No two templates match one path, so the
-order of the routes does not matter.
+checked segment by segment: its fixed text, and a parameter is one non-empty
+segment (as Starlette's `{name}` and `{name:str}`; no regular expression, which
+cost a lock request more than the rest of finding its route). No two templates
+match one path, so the order of the routes does not matter.
 """
 
 from __future__ import annotations
@@ -41,8 +42,38 @@ class Template:
     """One path template and the endpoint of each method it takes (HEAD as GET)."""
 
     path: str
-    pattern: re.Pattern[str]
+    fixed: tuple[tuple[int, str], ...]  # (segment index, its text)
+    parameters: tuple[tuple[int, str], ...]  # (segment index, the parameter's name)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, path: str) -> Template:
+        """The template of `path`; a syntax the table cannot match is a ValueError."""
+        if not path.startswith("/"):
+            raise ValueError(f"{path}: a route's path starts with /")
+        fixed, parameters = [], []
+        for index, segment in enumerate(path.split("/")[1:]):
+            parameter = _PARAMETER.match(segment)
+            if parameter is not None:
+                parameters.append((index, parameter.group(1)))
+            elif "{" in segment or "}" in segment:
+                raise ValueError(f"{path}: only {{name}} and {{name:str}} parameters are supported")
+            else:
+                fixed.append((index, segment))
+        return cls(path, tuple(fixed), tuple(parameters))
+
+    def parameters_of(self, segments: list[str]) -> dict[str, str] | None:
+        """The parameters of a path of this many segments; None if it does not match."""
+        for index, text in self.fixed:
+            if segments[index] != text:
+                return None
+        found = {}
+        for index, name in self.parameters:
+            value = segments[index]
+            if not value:
+                return None
+            found[name] = value
+        return found
 
 
 class RouteTable:
@@ -54,7 +85,7 @@ class RouteTable:
         for route in routes:
             template = templates.get(route.path)
             if template is None:
-                template = templates[route.path] = Template(route.path, _compile(route.path))
+                template = templates[route.path] = Template.of(route.path)
             if route.method in template.endpoints:
                 raise ValueError(f"two routes for {route.method} {route.path}")
             template.endpoints[route.method] = route.endpoint
@@ -77,28 +108,13 @@ class RouteTable:
         template = self._static.get(path)
         if template is not None:
             return template, {}
-        second = path.find("/", 1)
-        if second < 0 or path[:1] != "/":
+        if path[:1] != "/":
             return None
-        count, first = path.count("/"), path[1:second]
-        for last in (path[path.rfind("/") + 1 :], None):
+        segments = path[1:].split("/")
+        count, first = len(segments), segments[0]
+        for last in (segments[-1], None):
             for template in self._dynamic.get((count, first, last), ()):
-                match = template.pattern.fullmatch(path)
-                if match is not None:
-                    return template, match.groupdict()
+                found = template.parameters_of(segments)
+                if found is not None:
+                    return template, found
         return None
-
-
-def _compile(path: str) -> re.Pattern[str]:
-    if not path.startswith("/"):
-        raise ValueError(f"{path}: a route's path starts with /")
-    parts = []
-    for segment in path.split("/")[1:]:
-        parameter = _PARAMETER.match(segment)
-        if parameter is not None:
-            parts.append(f"(?P<{parameter.group(1)}>[^/]+)")
-        elif "{" in segment or "}" in segment:
-            raise ValueError(f"{path}: only {{name}} and {{name:str}} parameters are supported")
-        else:
-            parts.append(re.escape(segment))
-    return re.compile("/" + "/".join(parts))
