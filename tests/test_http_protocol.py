@@ -373,26 +373,33 @@ def test_a_header_with_a_line_break_is_never_written(header: tuple[bytes, bytes]
     assert socket.closed
 
 
-def test_writes_after_the_client_left_are_dropped() -> None:
-    """An answer finished after the connection was lost writes nothing, and raises nothing."""
-    release = asyncio.Event()
-    finished = asyncio.Event()
+class HeldBackApp:
+    """An ASGI app that answers `ok` once `release` is set; `finished` then."""
 
-    async def slow(scope: Any, receive: Any, send: Any) -> None:
-        await release.wait()
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.finished = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.release.wait()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"2")]})  # fmt: skip
         await send({"type": "http.response.body", "body": b"ok"})
-        finished.set()
+        self.finished.set()
+
+
+def test_writes_after_the_client_left_are_dropped() -> None:
+    """An answer finished after the connection was lost writes nothing, and raises nothing."""
 
     async def scenario() -> list[bytes]:
+        slow = HeldBackApp()
         socket = SocketTransport()
         protocol = connected(slow, socket)
         protocol.data_received(get("/x"))
         await asyncio.sleep(0.01)
         protocol.connection_lost(None)
-        release.set()
-        await asyncio.wait_for(finished.wait(), 1)
+        slow.release.set()
+        await asyncio.wait_for(slow.finished.wait(), 1)
         return socket.writes
 
     assert asyncio.run(scenario()) == []
@@ -423,15 +430,9 @@ def test_a_request_still_reading_its_body_sees_the_client_leave() -> None:
 
 def test_shutdown_closes_an_idle_connection_and_a_busy_one_after_its_answer() -> None:
     """uvicorn's graceful stop: idle closes now; the answer under way is finished first."""
-    release = asyncio.Event()
-
-    async def slow(scope: Any, receive: Any, send: Any) -> None:
-        await release.wait()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"2")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": b"ok"})
 
     async def scenario() -> tuple[bool, bool, bool, bytes]:
+        slow = HeldBackApp()
         idle_socket, busy_socket = SocketTransport(), SocketTransport()
         idle, busy = connected(slow, idle_socket), connected(slow, busy_socket)
         busy.data_received(get("/x"))
@@ -439,7 +440,7 @@ def test_shutdown_closes_an_idle_connection_and_a_busy_one_after_its_answer() ->
         idle.shutdown()
         busy.shutdown()
         busy_open = not busy_socket.closed
-        release.set()
+        slow.release.set()
         await asyncio.sleep(0.01)
         return idle_socket.closed, busy_open, busy_socket.closed, b"".join(busy_socket.writes)
 
