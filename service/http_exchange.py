@@ -84,6 +84,7 @@ class Exchange:
         "_head",
         "_head_only",
         "_remaining",
+        "_unread",
         "_waiter",
         "chunked",
         "complete",
@@ -105,6 +106,7 @@ class Exchange:
         self.expect_continue = expect_continue  # a 100 Continue is owed on the first read
         # The request body: what arrived and the app has not read, and whether more comes.
         self._body: list[bytes] = []
+        self._unread = 0  # bytes in _body
         self.more_body = True
         self._body_taken = False  # the app has read the last of it
         self._waiter: asyncio.Future[None] | None = None
@@ -122,8 +124,9 @@ class Exchange:
     def body_received(self, body: bytes) -> int:
         """Keep a part of the request body for the app; returns how much is kept unread."""
         self._body.append(body)
+        self._unread += len(body)  # counted as it comes: a body of many tiny chunks stays linear
         self._wake()
-        return sum(map(len, self._body))
+        return self._unread
 
     def body_ended(self) -> None:
         """The request is whole."""
@@ -177,7 +180,7 @@ class Exchange:
         if self.disconnected or self.complete:
             return _DISCONNECT
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        self._body = []
+        self._body, self._unread = [], 0
         self._body_taken = not self.more_body
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
