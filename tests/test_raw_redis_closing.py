@@ -93,3 +93,47 @@ def test_a_silent_redis_times_out_the_oldest_batch_and_the_connection_is_replace
     assert isinstance(outcomes[1], RedisConnectionError)
     assert 0.3 <= waited_s < 1.0
     assert accepted == 2
+
+
+# --- logging in: AUTH and SELECT on every new connection ---
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server that lets in only the ACL user `app` with password `s3cret`."""
+    started = RedisServer.start_new(Path(tmp_path_factory.mktemp("raw-login")))
+    with started.client() as admin:  # once up: its start-up check pings without a password
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">s3cret", "~*", "&*", "+@all")
+        admin.execute_command("ACL", "SETUSER", "default", "off")
+    yield started
+    started.kill()
+
+
+async def _written_through(port: int, password: str) -> object:
+    """SET through a raw connection logged in as `app` to database 3; what database 3 holds."""
+    raw = RawTransport(ServerAddress(port=port, username="app", password=password, db=3), 2.0)
+    try:
+        await raw.pipeline([("SET", "login-probe", "here")])
+        return (await raw.pipeline([("SELECT", 3), ("GET", "login-probe")]))[1]
+    finally:
+        await raw.aclose()
+
+
+def test_a_new_connection_logs_in_and_selects_its_database(guarded: RedisServer) -> None:
+    """The URL's user, password and database are used: the write lands in database 3 only."""
+    assert uvloop.run(_written_through(guarded.port, "s3cret")) == "here"
+    checker = RawTransport(ServerAddress(port=guarded.port, username="app", password="s3cret"), 2)
+    assert uvloop.run(_get_in_database_0(checker)) is None
+
+
+async def _get_in_database_0(raw: RawTransport) -> object:
+    try:
+        return (await raw.pipeline([("GET", "login-probe")]))[0]
+    finally:
+        await raw.aclose()
+
+
+def test_a_refused_login_is_an_outage(guarded: RedisServer) -> None:
+    """A wrong password is a ConnectionError (503 E103), not a reply the caller must read."""
+    with pytest.raises(RedisConnectionError, match="refused the login"):
+        uvloop.run(_written_through(guarded.port, "wrong"))

@@ -123,6 +123,10 @@ class _Protocol(asyncio.Protocol):
         a write in between with RuntimeError (a 500) instead of a connection error."""
         return not self.closed and self.transport is not None and not self.transport.is_closing()
 
+    def send_commands(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]]:
+        """Write `commands` at once; the future of their replies, in order."""
+        return self.send(b"".join([pack(command) for command in commands]), len(commands))
+
     def send(self, payload: bytes, expected: int) -> asyncio.Future[list[Any]]:
         if not self.is_open():
             raise RedisConnectionError("connection to Redis lost: closing")
@@ -165,18 +169,16 @@ class RawTransport(Transport):
 
     async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
         """Replies to `commands`, written at once and answered in order; errors in place."""
-        protocol = self._protocol
-        if protocol is None or not protocol.is_open():  # checked inline: no coroutine per batch
-            protocol = await self._reconnected()
-        return await protocol.send(b"".join([pack(command) for command in commands]), len(commands))
+        # An open connection is found without a coroutine; only a reconnection awaits.
+        protocol = self._open() or await self._reconnected()
+        return await protocol.send_commands(commands)
 
     def write_scripts(self, calls: Sequence[ScriptCall]) -> asyncio.Future[list[Any]] | None:
         """EVALSHA for each call, written now if the connection is open (else None)."""
-        protocol = self._protocol
-        if protocol is None or not protocol.is_open():
+        protocol = self._open()
+        if protocol is None:
             return None
-        commands = evalsha(calls, 0, 0)
-        return protocol.send(b"".join([pack(command) for command in commands]), len(commands))
+        return protocol.send_commands(evalsha(calls, 0, 0))
 
     async def load_script(self, source: str) -> None:
         """SCRIPT LOAD on this connection's server."""
@@ -190,9 +192,15 @@ class RawTransport(Transport):
     async def _reconnected(self) -> _Protocol:
         """An open connection, opened by the first caller to find none (the others wait)."""
         async with self._connecting:
-            if self._protocol is None or not self._protocol.is_open():
-                self._protocol = await self._connect()
-            return self._protocol
+            protocol = self._open()
+            if protocol is None:
+                protocol = self._protocol = await self._connect()
+            return protocol
+
+    def _open(self) -> _Protocol | None:
+        """The connection, if it is open."""
+        protocol = self._protocol
+        return protocol if protocol is not None and protocol.is_open() else None
 
     async def _connect(self) -> _Protocol:
         address, loop = self.address, asyncio.get_running_loop()
@@ -216,17 +224,16 @@ class RawTransport(Transport):
 
     async def _log_in(self, protocol: _Protocol) -> None:
         address = self.address
-        commands: list[list[Any]] = []
+        commands: list[Command] = []
         if address.password is not None:
             credentials = (
-                [address.username, address.password] if address.username else [address.password]
+                (address.username, address.password) if address.username else (address.password,)
             )
-            commands.append(["AUTH", *credentials])
+            commands.append(("AUTH", *credentials))
         if address.db:
-            commands.append(["SELECT", address.db])
+            commands.append(("SELECT", address.db))
         if commands:
-            packed = b"".join(pack(tuple(command)) for command in commands)
-            for reply in await protocol.send(packed, len(commands)):
+            for reply in await protocol.send_commands(commands):
                 if isinstance(reply, Exception):
                     self._drop(protocol)
                     raise RedisConnectionError(f"Redis refused the login: {reply}")
