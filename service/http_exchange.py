@@ -69,7 +69,7 @@ class Connection(Protocol):
     @property
     def default_headers(self) -> list[tuple[bytes, bytes]]: ...
 
-    def resume_reading_for(self, exchange: Exchange) -> None: ...
+    def resume_reading(self) -> None: ...
     async def drained(self) -> None: ...
     def answered(self, exchange: Exchange) -> None: ...
 
@@ -174,7 +174,7 @@ class Exchange:
             if not self._connection.transport.is_closing():
                 self._connection.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         while not self._readable():
-            self._connection.resume_reading_for(self)
+            self._connection.resume_reading()
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         if self.disconnected or self.complete:

@@ -259,9 +259,9 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- what an Exchange asks of its connection ---
 
-    def resume_reading_for(self, exchange: Exchange) -> None:
-        """The app waits for more of `exchange`'s body: read on, unless a pipelined request
-        is parked (its body would have to be held without bound)."""
+    def resume_reading(self) -> None:
+        """Read on (an app waits for more body, or an answer is done), unless a pipelined
+        request is parked: its body would have to be held without bound."""
         if self.reading_paused and not self.waiting:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -281,9 +281,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.waiting:
             self._start(self.waiting.popleft())
-        if self.reading_paused and not self.waiting:
-            self.reading_paused = False
-            self.transport.resume_reading()
+        self.resume_reading()
         if self.answering is None:
             self._idle_since = self.loop.time()
             if self._keep_alive_timer is None:
