@@ -12,7 +12,7 @@ One plain-ASGI class serves every route, in this order:
   logged under the request id;
 - every answer then gets the headers every answer carries (hardening, the
   request id, CORS for the request's Origin), and is counted in the metrics and
-  the access log under its route template.
+  the access log under its route template (answered.py, once per loop turn).
 
 The headers go into the answer's own `raw_headers` before it is sent, so no
 `send` is wrapped: each endpoint builds a new Response per request.
@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from service.answered import AnsweredRequests
 from service.cors import CorsPolicy
 from service.errors import (
     ApiError,
@@ -41,8 +42,7 @@ from service.errors import (
     RouteNotFound,
     StoreUnavailable,
 )
-from service.logs import AccessLine, AccessLog, utc_now_text
-from service.metrics import REQUEST_METRICS
+from service.logs import AccessLog
 from service.outage import OUTAGE_ERRORS, OutageLog
 from service.responses import HARDENING_HEADERS, failure
 from service.routing import Route, RouteTable
@@ -73,7 +73,7 @@ class Dispatcher:
         self.routes = routes
         self._table = RouteTable(routes)
         self._cors = cors
-        self._access_log = access_log
+        self._answered = AnsweredRequests(access_log)
         self._outage = outage  # told of every failure to reach Redis, and every answer below 500
         self._retry_after_s = retry_after_s
         self._lifespan = lifespan
@@ -109,7 +109,10 @@ class Dispatcher:
             raise
         finally:
             status = response.status_code
-            self._record(scope, template, request_id, status, time.perf_counter() - started)
+            duration_s = time.perf_counter() - started
+            self._answered.add(
+                request_id, scope["method"], scope["path"], template, status, duration_s
+            )
             if status < 500:
                 self._outage.success()
 
@@ -149,23 +152,6 @@ class Dispatcher:
                 return RedirectResponse(str(URL(scope=twin)))
         raise RouteNotFound("no such route")
 
-    def _record(
-        self, scope: Scope, template: str, request_id: str, status: int, duration_s: float
-    ) -> None:
-        method = str(scope["method"])
-        REQUEST_METRICS.record_request(template, method, status, duration_s)
-        self._access_log.write(
-            AccessLine(
-                time=utc_now_text(),
-                request_id=request_id,
-                method=method,
-                path=scope["path"],
-                route=template,
-                status=status,
-                duration_ms=round(duration_s * 1000, 3),
-            )
-        )
-
     async def _run_lifespan(self, receive: Receive, send: Send) -> None:
         """The ASGI lifespan protocol around `lifespan` (as Starlette's router runs it)."""
         started = False
@@ -175,6 +161,7 @@ class Dispatcher:
                 await send({"type": "lifespan.startup.complete"})
                 started = True
                 await receive()  # lifespan.shutdown
+                self._answered.flush()  # the last turn's answers, before the loop stops
         except BaseException:
             failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
             await send({"type": failed, "message": traceback.format_exc()})
