@@ -173,14 +173,14 @@ class SlotRoutes:
             _check_hold(
                 until_ms, now_ms, self.max_lock_s if who.is_secret else self.max_lock_s_public
             )
-            view, token = await self.slots.lock(
+            locked = await self.slots.lock(
                 who.environment, slot_id, holder, until_ms, _quantity(payload)
             )
         except ApiError as error:
             count_lock_outcome("lock", error.code)
             raise
         count_lock_outcome("lock", "ok")
-        return ok(view.to_payload(now_ms), LockMeta(token))
+        return ok(locked.view.to_payload(now_ms), LockMeta(locked.token))
 
     async def unlock_slot(self, request: Request) -> Response:
         try:
