@@ -6,7 +6,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fmt
+.PHONY: run test lint fmt native
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,15 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev,loadtest,memory]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## run the service (embedded Redis unless REDIS_URL is set); make run PORT=8001
+# The request path compiled to C by mypyc (service/native.py); a no-op while it matches
+# the sources. Both commands below compile first, so they run what the image runs.
+native: $(STAMP)  ## compile the request path; `make native` again after editing it
+	$(BIN)/python -m service.native_build
+
+run: $(STAMP) native  ## run the service (embedded Redis unless REDIS_URL is set); make run PORT=8001
 	$(BIN)/slotlock serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)  ## run the whole test suite, slow fault tests included
+test: $(STAMP) native  ## run the whole test suite, slow fault tests included
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff and mypy, both strict

@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+from mypy_extensions import mypyc_attr
 from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -57,6 +58,8 @@ _HARDENING = [(name.encode(), value.encode()) for name, value in HARDENING_HEADE
 UNMATCHED = "unmatched"  # the route template of an answer no route gave
 
 
+# Compiled by mypyc (service/native.py), and extended by SlotlockApp (app.py), which is not.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Dispatcher:
     """ASGI app: HTTP requests to their routes' endpoints; lifespan to start-up and shutdown."""
 

@@ -1,0 +1,113 @@
+"""The compiled request path (service/native.py): in use when it matches its sources, and
+bypassed, all of it, when it does not.
+
+The build is `make native`'s (`make test` runs it first). Each test but the first
+works on a copy of the package, imported by a fresh interpreter from that copy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service import native
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_build = pytest.mark.skipif(
+    shutil.which("cc") is None, reason="no C compiler: `make native` leaves the modules as Python"
+)
+
+
+def package_copy(tmp_path: Path, *, with_build: bool) -> Path:
+    """A copy of service/ under tmp_path (with or without the compiled files); its root."""
+    ignored = ["__pycache__"]
+    if not with_build:
+        ignored += ["*.so", native.MANIFEST.name]
+    shutil.copytree(ROOT / "service", tmp_path / "service", ignore=shutil.ignore_patterns(*ignored))
+    return tmp_path
+
+
+def imported_from(root: Path, module: str) -> subprocess.CompletedProcess[str]:
+    """Import `module` in a fresh interpreter that finds the package at `root` first."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import {module} as m; print(m.__file__)"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@needs_build
+def test_this_checkout_runs_the_request_path_compiled() -> None:
+    """Every module of the list is imported as a C extension, built from today's sources."""
+    assert native.is_fresh(), "the compiled modules are stale or missing: run `make native`"
+    for module in native.COMPILED:
+        loaded = importlib.import_module(module).__file__
+        assert loaded is not None
+        assert loaded.endswith(".so"), f"{module} runs as Python"
+
+
+@needs_build
+def test_a_build_that_matches_its_sources_is_used(tmp_path: Path) -> None:
+    """A copy of the built package imports the compiled dispatcher, and warns of nothing."""
+    root = package_copy(tmp_path, with_build=True)
+    done = imported_from(root, "service.dispatch")
+    assert done.stdout.strip().endswith(".so")
+    assert "StaleNativeBuild" not in done.stderr
+
+
+@needs_build
+def test_an_edited_module_sends_the_whole_build_back_to_python(tmp_path: Path) -> None:
+    """One compiled module edited: that one and the others it was compiled with run as
+    Python (its edit takes effect), with a warning that says how to compile again."""
+    root = package_copy(tmp_path, with_build=True)
+    edited = root / "service" / "scope.py"
+    edited.write_text(edited.read_text() + "\nEDITED = True\n")
+    for module in ("service.scope", "service.dispatch"):
+        done = imported_from(root, module)
+        assert done.stdout.strip() == str(root / Path(*module.split("."))) + ".py"
+        assert "StaleNativeBuild" in done.stderr
+        assert "make native" in done.stderr
+    shows_edit = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", "import service.scope as s; print(s.EDITED)"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert shows_edit.stdout.strip() == "True"
+
+
+def test_a_checkout_without_a_build_runs_as_python(tmp_path: Path) -> None:
+    """No compiled files (a fresh clone): the modules load from source, without a warning."""
+    root = package_copy(tmp_path, with_build=False)
+    done = imported_from(root, "service.dispatch")
+    assert done.stdout.strip() == str(root / "service" / "dispatch.py")
+    assert done.stderr == ""
+
+
+def test_no_compiler_leaves_the_modules_as_python_and_says_so(tmp_path: Path) -> None:
+    """`python -m service.native_build` without a C compiler exits 0, builds nothing, and
+    says what it costs."""
+    root = package_copy(tmp_path, with_build=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.native_build"],
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin", "CC": "no-such-compiler"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "no C compiler" in done.stdout
+    assert "runs as Python" in done.stdout
+    assert not list((root / "service").rglob("*.so"))
+    assert not (root / "service" / native.MANIFEST.name).exists()
