@@ -20,14 +20,28 @@ RUN --mount=type=cache,target=/root/.cache/pip \
         > /tmp/requirements.txt \
  && /app/.venv/bin/pip install --constraint requirements.lock --requirement /tmp/requirements.txt
 
+# The compiler of the request path (service/native.py): gcc and mypy's mypyc, both in
+# this stage only (mypy in a venv of its own), so the runtime stage gets the compiled
+# modules and neither tool. gcc is Debian's for the base image's release: pinning its
+# exact version would break as soon as the mirror moves on.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m venv /opt/mypyc \
+ && /opt/mypyc/bin/pip install --constraint requirements.lock mypy setuptools
+
 # Then the project itself, installed in place (editable) so /app/service and
-# /app/lua are the code that runs. Its bytecode is compiled now (pip compiled the
-# dependencies'): the root filesystem is read-only at run time.
+# /app/lua are the code that runs. Its request path is compiled to C beside its
+# sources, checked against the packages of /app/.venv; its bytecode is compiled now
+# too (pip compiled the dependencies'): the root filesystem is read-only at run time.
 COPY README.md ./
 COPY service ./service
 COPY lua ./lua
 RUN --mount=type=cache,target=/root/.cache/pip \
     /app/.venv/bin/pip install --no-deps --editable . \
+ && /opt/mypyc/bin/python -m service.native_build --python-executable /app/.venv/bin/python \
  && /app/.venv/bin/python -m compileall -q --invalidation-mode unchecked-hash service
 
 
