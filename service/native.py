@@ -92,22 +92,41 @@ def is_fresh() -> bool:
     return bool(recorded == source_digests())
 
 
+def built_module_names() -> set[str]:
+    """The modules that have a compiled file beside their source (the shared library,
+    which has none, is left out): whatever a stale build would have Python import."""
+    names = set()
+    for path in built_modules():
+        module = path.name.partition(".")[0]
+        source = path.with_name(module + ".py")
+        if source.exists():
+            names.add(".".join(source.relative_to(PACKAGE_DIR.parent).with_suffix("").parts))
+    return names
+
+
 class _SourcesOnly(importlib.abc.MetaPathFinder):
-    """Imports the compiled modules from their .py files, past their stale .so files."""
+    """Imports the given modules from their .py files, past their stale compiled files."""
+
+    def __init__(self, modules: set[str]) -> None:
+        self.modules = modules
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in COMPILED:
+        if fullname not in self.modules:
             return None
         return importlib.util.spec_from_file_location(fullname, source_path(fullname))
 
 
 def guard() -> None:
-    """Run the modules as Python when a build exists but no longer matches its sources."""
+    """Run the modules as Python when a build exists but no longer matches its sources.
+
+    Every module with a compiled file is bypassed, not only those of COMPILED: one that
+    left the list keeps the file of its last build until the next build removes it.
+    """
     if not built_modules() or is_fresh():
         return
-    sys.meta_path.insert(0, _SourcesOnly())
+    sys.meta_path.insert(0, _SourcesOnly(built_module_names()))
     warnings.warn(
         "service/ changed since its modules were compiled: running them as Python "
         "(run `make native` to compile them again)",

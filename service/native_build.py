@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+import sysconfig
 from pathlib import Path
 
 from service.native import (
@@ -57,10 +58,21 @@ def build(python_executable: str | None = None) -> None:
     MANIFEST.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
 
 
+def missing_tools() -> list[str]:
+    """What compiling needs and this machine lacks: a C compiler, Python's headers."""
+    missing = []
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        missing.append("C compiler (cc)")
+    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        missing.append("Python headers (Python.h)")
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     """Compile unless the build already matches the sources.
 
-    Without a C compiler it says so and leaves the modules to run as Python.
+    Without a C compiler or Python's headers it says so and leaves the modules to run as
+    Python (a build would fail, and `make run` with it).
     """
     parser = argparse.ArgumentParser(prog="python -m service.native_build")
     parser.add_argument("--python-executable", help="the interpreter the service runs on")
@@ -68,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     if built_modules() and is_fresh():
         print("service.native: the compiled modules match their sources")
         return 0
-    if shutil.which(os.environ.get("CC", "cc")) is None:
+    missing = missing_tools()
+    if missing:
         print(
-            "service.native: no C compiler (cc), so the request path runs as Python, "
-            "some 5% slower per lock; install gcc and run `make native` to compile it"
+            f"service.native: no {' and no '.join(missing)}, so the request path runs as "
+            "Python, some 5% slower per lock; install gcc and python3-dev (or your "
+            "Python's headers) and run `make native` to compile it"
         )
         return 0
     build(arguments.python_executable)

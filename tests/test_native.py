@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from service import native
+from service.native_build import missing_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_build = pytest.mark.skipif(
-    shutil.which("cc") is None, reason="no C compiler: `make native` leaves the modules as Python"
+    bool(missing_tools()), reason="`make native` cannot compile here: the modules run as Python"
 )
 
 
@@ -32,16 +33,24 @@ def package_copy(tmp_path: Path, *, with_build: bool) -> Path:
     return tmp_path
 
 
-def imported_from(root: Path, module: str) -> subprocess.CompletedProcess[str]:
-    """Import `module` in a fresh interpreter that finds the package at `root` first."""
+def python_in(
+    root: Path, *arguments: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter run in `root`, so that it finds the package copy there first."""
     return subprocess.run(
-        [sys.executable, "-c", f"import {module} as m; print(m.__file__)"],
+        [sys.executable, *arguments],
         cwd=root,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
+
+
+def imported_from(root: Path, module: str) -> subprocess.CompletedProcess[str]:
+    """Import `module` from the package at `root`; its stdout is the file it came from."""
+    return python_in(root, "-c", f"import {module} as m; print(m.__file__)")
 
 
 @needs_build
@@ -75,15 +84,21 @@ def test_an_edited_module_sends_the_whole_build_back_to_python(tmp_path: Path) -
         assert done.stdout.strip() == str(root / Path(*module.split("."))) + ".py"
         assert "StaleNativeBuild" in done.stderr
         assert "make native" in done.stderr
-    shows_edit = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", "import service.scope as s; print(s.EDITED)"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    shows_edit = python_in(root, "-W", "ignore", "-c", "import service.scope as s; print(s.EDITED)")
     assert shows_edit.stdout.strip() == "True"
+
+
+@needs_build
+def test_a_module_left_off_the_list_is_bypassed_with_the_rest(tmp_path: Path) -> None:
+    """A compiled file left by a module that is no longer compiled (its source since
+    edited) is not imported either once the build is stale."""
+    root = package_copy(tmp_path, with_build=True)
+    compiled_ids = next((root / "service").glob("ids.*.so"))
+    compiled_ids.rename(root / "service" / compiled_ids.name.replace("ids.", "views.", 1))
+    edited = root / "service" / "ids.py"
+    edited.write_text(edited.read_text() + "\n")
+    done = imported_from(root, "service.views")
+    assert done.stdout.strip() == str(root / "service" / "views.py")
 
 
 def test_a_checkout_without_a_build_runs_as_python(tmp_path: Path) -> None:
@@ -98,15 +113,8 @@ def test_no_compiler_leaves_the_modules_as_python_and_says_so(tmp_path: Path) ->
     """`python -m service.native_build` without a C compiler exits 0, builds nothing, and
     says what it costs."""
     root = package_copy(tmp_path, with_build=False)
-    done = subprocess.run(
-        [sys.executable, "-m", "service.native_build"],
-        cwd=root,
-        env={"PATH": "/usr/bin:/bin", "CC": "no-such-compiler"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    no_compiler = {"PATH": "/usr/bin:/bin", "CC": "no-such-compiler"}
+    done = python_in(root, "-m", "service.native_build", env=no_compiler)
     assert "no C compiler" in done.stdout
     assert "runs as Python" in done.stdout
     assert not list((root / "service").rglob("*.so"))
