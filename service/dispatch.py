@@ -160,6 +160,7 @@ class Dispatcher:
     async def _run_lifespan(self, receive: Receive, send: Send) -> None:
         """The ASGI lifespan protocol around `lifespan` (as Starlette's router runs it)."""
         started = False
+        failure: BaseException | None = None
         await receive()  # lifespan.startup
         try:
             async with self._lifespan():
@@ -167,10 +168,13 @@ class Dispatcher:
                 started = True
                 await receive()  # lifespan.shutdown
                 self._answered.flush()  # the last turn's answers, before the loop stops
-        except BaseException:
+        except BaseException as error:
+            failure = error  # told after the block: nothing compiled awaits in an `except`
+        if failure is not None:
             failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
-            await send({"type": failed, "message": traceback.format_exc()})
-            raise
+            message = "".join(traceback.format_exception(failure))
+            await send({"type": failed, "message": message})
+            raise failure
         await send({"type": "lifespan.shutdown.complete"})
 
 

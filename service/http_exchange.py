@@ -148,16 +148,18 @@ class Exchange:
 
     async def run(self, app: ASGIApp) -> None:
         """Run `app` on this exchange; a failure before the answer began is a 500."""
+        failed = False
         try:
             result = await app(self.scope, self.receive, self.send)
         except BaseException as error:
             logger.error("Exception in ASGI application\n", exc_info=error)
+            failed, result = True, None  # answered after the block: nothing compiled awaits here
+        if failed:
             if not self.started:
                 await self._send_500()
             else:
                 self._connection.transport.close()
-            return
-        if result is not None:
+        elif result is not None:
             logger.error("ASGI callable should return None, but returned '%s'.", result)
             self._connection.transport.close()
         elif not self.started and not self.disconnected:

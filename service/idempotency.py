@@ -80,19 +80,24 @@ class Idempotency:
             return _replay(kept)
         request.state.idempotency_hash = _sha256((caller_hash + key_hash).encode())
         mark, token = operation.watch()
+        # The failure is handled after the `try`, not in its `except`: this module is compiled
+        # (service/native.py), and mypyc loses the exception being handled when an `except`
+        # block awaits before `raise` (the service then died on the next log line).
+        failed: BaseException | None = None
         try:
-            try:
-                response = await endpoint(Request(scope, _replaying(body, request.receive)))
-            except ApiError as error:
-                response = failure(error)
-        except BaseException:
+            response = await endpoint(Request(scope, _replaying(body, request.receive)))
+        except ApiError as error:
+            response = failure(error)
+        except BaseException as error:
+            failed = error
+        finally:
+            operation.unwatch(token)
+        if failed is not None:
             # An outage or a bug is answered further out: let go of the key, so that
             # a retry runs again instead of waiting for a takeover.
             with contextlib.suppress(*OUTAGE_ERRORS):
                 await self._records.release(record_key)
-            raise
-        finally:
-            operation.unwatch(token)
+            raise failed
         try:
             await self._keep(record_key, fingerprint, response, reached=mark.reached)
         except OUTAGE_ERRORS as error:
