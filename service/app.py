@@ -27,6 +27,7 @@ from service.services import Services
 from service.settings import Settings
 from service.store.client import RedisClient
 from service.store.idempotency import IdempotencyRecords
+from service.store.transport import Transport
 
 logger = logging.getLogger("slotlock")
 
@@ -139,9 +140,11 @@ def create_app(
     clock: Clock = system_clock_ms,
     *,
     owns_redis: bool = False,
+    transport: Transport | None = None,
 ) -> SlotlockApp:
-    """The service on `redis`; with `owns_redis` it closes the client when it stops."""
-    found = Services.build(settings, redis, clock)
+    """The service on `redis`; with `owns_redis` it closes the client when it stops.
+    `transport` replaces the way script calls reach Redis (tests inject replies there)."""
+    found = Services.build(settings, redis, clock, transport)
     return SlotlockApp(found, routes_of(found), owns_redis=owns_redis)
 
 

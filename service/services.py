@@ -29,6 +29,7 @@ from service.store.rate_counts import RateCounts
 from service.store.reschedule import Rescheduler
 from service.store.resources import ResourceStore
 from service.store.slots import SlotStore
+from service.store.transport import Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +62,19 @@ class Services:
             await import_key_file(self.keys, self.settings.keys_file)
 
     @classmethod
-    def build(cls, settings: Settings, redis: RedisClient, clock: Clock) -> Services:
-        """Wire every store to one Redis client and one clock."""
+    def build(
+        cls,
+        settings: Settings,
+        redis: RedisClient,
+        clock: Clock,
+        transport: Transport | None = None,
+    ) -> Services:
+        """Wire every store to one Redis client and one clock; script calls go through
+        `transport`, by default the one REDIS_URL calls for (connect.transport_for)."""
         # WAIT must answer before the socket times out, or a slow replica reads as an outage.
         ack_timeout_ms = int(settings.redis_timeout_s * 800)
         batcher = ScriptBatcher(
-            transport_for(settings, redis), settings.replica_acks, ack_timeout_ms
+            transport or transport_for(settings, redis), settings.replica_acks, ack_timeout_ms
         )
         scripts = Scripts.register(batcher)
         keys = KeyStore(redis, clock)

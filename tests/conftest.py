@@ -12,13 +12,15 @@ from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
 from service.app import create_app
-from service.connect import redis_from_settings
+from service.connect import redis_from_settings, transport_for
 from service.fake_redis import fake_redis, install
 from service.settings import Settings
 from service.store.api_keys import KeyPair
 from service.store.client import RedisClient
+from service.store.transport import Transport
 from tests.api import Api
 from tests.redis_servers import RedisServer, free_port
+from tests.script_faults import ScriptFaults
 
 # The `browser` fixture (headless Chromium) for the browser test modules.
 pytest_plugins = ["tests.browser"]
@@ -59,13 +61,36 @@ def api(
     On the real server, settings name its URL, so script calls take the raw transport
     as in production (connect.transport_for); fakeredis takes redis-py's.
     """
+    yield from serve(on_the_server(request, settings), redis_client)
+
+
+@pytest.fixture
+def api_with_faults(
+    request: pytest.FixtureRequest, redis_client: RedisClient, settings: Settings
+) -> Iterator[tuple[Api, ScriptFaults]]:
+    """`api`, whose script calls go through ScriptFaults: a test picks a script's reply."""
+    settings = on_the_server(request, settings)
+    faults = ScriptFaults(transport_for(settings, redis_client))
+    for api in serve(settings, redis_client, faults):
+        yield api, faults
+
+
+def on_the_server(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """`settings`, naming the real server's URL when the test runs on it."""
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("redis_client") == "redis-server":
         server: RedisServer = request.getfixturevalue("redis_server")
-        settings = dataclasses.replace(settings, redis_url=server.url)
+        return dataclasses.replace(settings, redis_url=server.url)
+    return settings
+
+
+def serve(
+    settings: Settings, redis_client: RedisClient, transport: Transport | None = None
+) -> Iterator[Api]:
+    """The app on `redis_client` in a TestClient, with a key pair of environment `test`."""
     # The app closes the client as it stops, after its background jobs: closed any earlier,
     # a job's next round would open a connection that nothing closes.
-    app = create_app(settings, redis_client, owns_redis=True)
+    app = create_app(settings, redis_client, owns_redis=True, transport=transport)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         keys = app.services.keys

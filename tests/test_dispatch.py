@@ -26,7 +26,7 @@ from service.logs import AccessLog
 from service.outage import OutageLog
 from service.routing import Route
 from tests.api import Api, error_of, from_now, iso
-from tests.test_errors import boom
+from tests.script_faults import ScriptFaults
 from tests.test_ops import LOCK_ROUTE, metric
 
 
@@ -59,14 +59,14 @@ def test_refusals_are_failure_envelopes(api: Api) -> None:
 
 @pytest.mark.parametrize("sent", [{}, {"idempotency-key": "bug-1"}])
 def test_a_bug_is_e001_with_its_request_id_in_the_log(
-    api: Api,
+    api_with_faults: tuple[Api, ScriptFaults],
     sent: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An unexpected exception in lock is 500 E001, logged once under the answer's request id."""
+    api, faults = api_with_faults
     slot = api.slot(api.resource()["id"])
-    monkeypatch.setattr(api.app.services.slots, "lock", boom)
+    faults.answer(api.app.services.scripts.lock_slot.sha, RuntimeError("internal detail 7d1f"))
     with caplog.at_level(logging.ERROR):
         response = api.lock(slot["id"], "k", headers=sent)
     assert error_of(response) == (500, "E001")

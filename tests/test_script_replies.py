@@ -1,7 +1,7 @@
 """The typed script calls decode each reply shape a header lists, and refuse any other.
 
-Here each script answers a canned reply (no Redis), so every status can be shown,
-including ones a live script reaches only in a race.
+Here each script answers a canned reply (no Redis: tests/script_faults.py), so every
+status can be shown, including ones a live script reaches only in a race.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import pytest
 from service.errors import SlotNotFound, Unprocessable
 from service.records import SlotRecord, to_hash
 from service.scripts import RedisReply, Scripts
-from service.store.batching import BatchedScript, ScriptBatcher
+from service.store.batching import ScriptBatcher
 from service.store.calls.bookings import Booked, BookingCalls, Replayed
 from service.store.calls.common import STALE, UnexpectedReply
 from service.store.calls.locks import LockCalls, Locked
 from service.store.calls.moves import ABORTED, MoveCalls
 from service.store.calls.slots import NewSlot, SlotCalls
+from tests.script_faults import Canned
 
 T = TypeVar("T")
 SLOT = SlotRecord(
@@ -39,23 +40,11 @@ SLOT = SlotRecord(
 VIEW: list[RedisReply] = [json.dumps(to_hash(SLOT)), 0, "published", "0", "UTC", 1]
 
 
-class Canned(BatchedScript):
-    """A registered script that answers one reply and records what it was sent."""
-
-    def __init__(self, reply: RedisReply) -> None:
-        super().__init__("", "", ScriptBatcher(None), writes=True)  # type: ignore[arg-type]
-        self.reply = reply
-        self.sent: tuple[list[Any], list[Any]] | None = None
-
-    async def __call__(self, keys: list[Any], args: list[Any]) -> RedisReply:
-        self.sent = (keys, args)
-        return self.reply
-
-
 def scripts_answering(reply: RedisReply) -> tuple[Scripts, Canned]:
-    """Scripts that all answer `reply` (each test calls one of them)."""
+    """Scripts whose every call answers `reply` (each test calls one of them), through the
+    real batcher: the Canned transport keeps what each call sent."""
     canned = Canned(reply)
-    return Scripts(**{other: canned for other in Scripts.names()}), canned
+    return Scripts.register(ScriptBatcher(canned)), canned
 
 
 def run(call: Coroutine[Any, Any, T]) -> T:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,22 +10,10 @@ from typing import Any
 import pytest
 
 from service.errors import StoreUnavailable
-from service.store.batching import BatchedScript
-from service.store.calls.common import STALE, ScriptCalls, Stale
+from service.store.calls.common import STALE, Stale
 from service.store.refusals import STALE_RETRIES, until_fresh
 from tests.api import Api, error_of
-
-
-class AlwaysStale(BatchedScript):
-    """A stand-in for a registered script that answers STALE every time, counting its calls."""
-
-    def __init__(self, real: BatchedScript) -> None:
-        super().__init__(real.script, real.sha, real.batcher, writes=real.writes)
-        self.calls = 0
-
-    async def __call__(self, keys: list[Any], args: list[Any]) -> list[Any]:
-        self.calls += 1
-        return ["STALE"]
+from tests.script_faults import ScriptFaults
 
 
 def booking_id(api: Api, slot_id: str) -> str:
@@ -38,30 +25,25 @@ def booking_id(api: Api, slot_id: str) -> str:
 
 Request = Callable[[Api, dict[str, Any], dict[str, Any]], tuple[str, str, Any]]
 
-CASES: dict[str, tuple[str, str, Request]] = {
-    # name: (store attribute, script, the request that runs the loop)
+CASES: dict[str, tuple[str, Request]] = {
+    # name: (the script, the request that runs the loop)
     "delete slot": (
-        "slots",
         "delete_slot",
         lambda api, r, s: ("DELETE", f"/slots/{s['id']}", None),
     ),
     "delete resource": (
-        "resources",
         "delete_resource",
         lambda api, r, s: ("DELETE", f"/resources/{r['id']}", None),
     ),
     "create slots": (
-        "slots",
         "create_slots",
         lambda api, r, s: ("POST", "/slots", {**_later_slot(r["id"])}),
     ),
     "update slot": (
-        "slots",
         "update_slot",
         lambda api, r, s: ("PATCH", f"/slots/{s['id']}", {"capacity": 2}),
     ),
     "reschedule booking": (
-        "bookings",
         "reschedule_booking",
         lambda api, r, s: (
             "POST",
@@ -70,22 +52,10 @@ CASES: dict[str, tuple[str, str, Request]] = {
         ),
     ),
     "cancel booking": (
-        "bookings",
         "set_booking_status",
         lambda api, r, s: ("POST", f"/bookings/{booking_id(api, s['id'])}/cancel", None),
     ),
 }
-
-
-def calls_of(store: object, script_name: str) -> ScriptCalls:
-    """The store's typed calls that run `script_name`."""
-    found = [
-        value
-        for value in vars(store).values()
-        if isinstance(value, ScriptCalls) and hasattr(value, script_name)
-    ]
-    assert len(found) == 1, (store, script_name)
-    return found[0]
 
 
 def _later_slot(resource_id: str) -> dict[str, Any]:
@@ -98,24 +68,24 @@ def _later_slot(resource_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_running_out_of_stale_retries_is_503_with_retry_after(api: Api, case: str) -> None:
+def test_running_out_of_stale_retries_is_503_with_retry_after(
+    api_with_faults: tuple[Api, ScriptFaults], case: str
+) -> None:
     """Every STALE answer, STALE_RETRIES times: 503 E103 with Retry-After, never a 500."""
-    store_name, script_name, request = CASES[case]
+    api, faults = api_with_faults
+    script_name, request = CASES[case]
     resource = api.resource()
     slot = api.slot(resource["id"])
     method, path, body = request(api, resource, slot)
-    store = getattr(api.app.services, store_name)
-    calls = calls_of(store, script_name)
-    scripts = calls.scripts
-    stale = AlwaysStale(getattr(scripts, script_name))
-    calls.scripts = dataclasses.replace(scripts, **{script_name: stale})
+    sha = getattr(api.app.services.scripts, script_name).sha
+    faults.answer(sha, ["STALE"])
 
     response = api.call(method, path, body)
 
     assert error_of(response) == (503, "E103")
     assert int(response.headers["retry-after"]) >= 1
-    assert stale.calls == STALE_RETRIES
-    calls.scripts = scripts
+    assert faults.calls[sha] == STALE_RETRIES
+    faults.clear()
     assert api.call("GET", f"/slots/{slot['id']}").status_code == 200  # nothing was applied
 
 
