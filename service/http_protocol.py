@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import httptools
 from uvicorn.config import Config
@@ -101,7 +101,9 @@ class HttpProtocol(asyncio.Protocol):
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
         self.root_path = config.root_path
-        self.keep_alive_s = config.timeout_keep_alive
+        # Seconds, read untyped: uvicorn's annotation says int, but any number serves (tests
+        # use 0.2), and compiled code (service/native.py) would refuse a float typed int.
+        self.keep_alive_s: float = cast(Any, config).timeout_keep_alive
         self.server_state = server_state
         self.app_state = app_state
         self.max_head_bytes = _max_head_bytes
@@ -307,7 +309,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def _scope(self) -> dict[str, Any]:
         parser = self.parser
-        url = httptools.parse_url(self._url)
+        # Any: httptools' stub types `query` as bytes, but it is None without a query, and
+        # compiled code (service/native.py) checks each attribute against its stub type.
+        url = cast(Any, httptools.parse_url(self._url))
         raw_path: bytes = url.path
         path = raw_path.decode("ascii")
         if "%" in path:

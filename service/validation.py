@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from service.clock import parse_instant_ms
-from service.errors import ApiError, BadRequest, InvalidCapacity, Unprocessable
+from service.errors import BadRequest, InvalidCapacity, Unprocessable
 from service.payloads import Request
 
 RequestT = TypeVar("RequestT", bound=Request)
@@ -25,10 +25,6 @@ TOO_DEEP = "the body is nested too deeply"
 FIRST_INSTANT_MS = parse_instant_ms("0001-01-01T00:00:00Z")
 LAST_INSTANT_MS = parse_instant_ms("9999-12-31T23:59:59.999Z")
 _metadata_encoder = msgspec.json.Encoder()
-
-
-class InvalidMetadata(ApiError):
-    status, code = 422, "E042"
 
 
 @functools.cache
@@ -119,16 +115,19 @@ def metadata_json(metadata: dict[str, Any]) -> str:
     """Metadata as stored JSON text, after the per-key and per-value limits (422 E042)."""
     for key, value in metadata.items():
         if len(key) > MAX_METADATA_KEY_CHARS:
-            raise InvalidMetadata(
-                f"metadata key {key[:20]!r}... is longer than {MAX_METADATA_KEY_CHARS} characters"
+            raise Unprocessable(
+                "E042",
+                f"metadata key {key[:20]!r}... is longer than {MAX_METADATA_KEY_CHARS} characters",
             )
         if _nesting(value) > MAX_METADATA_DEPTH:
-            raise InvalidMetadata(
-                f"metadata value of {key!r} is nested deeper than {MAX_METADATA_DEPTH} levels"
+            raise Unprocessable(
+                "E042",
+                f"metadata value of {key!r} is nested deeper than {MAX_METADATA_DEPTH} levels",
             )
         if len(_metadata_encoder.encode(value).decode()) > MAX_METADATA_VALUE_CHARS:
-            raise InvalidMetadata(
-                f"metadata value of {key!r} is longer than {MAX_METADATA_VALUE_CHARS} characters"
+            raise Unprocessable(
+                "E042",
+                f"metadata value of {key!r} is longer than {MAX_METADATA_VALUE_CHARS} characters",
             )
     return _metadata_encoder.encode(metadata).decode()
 
