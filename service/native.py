@@ -1,12 +1,13 @@
 """The request path compiled to C with mypyc, and the guard that keeps a stale build unused.
 
-Every request passes through the same few modules: the HTTP exchange, the
-dispatcher, routing, the slot routes and their gate, the rate limiter, metrics,
-the access-log bookkeeping, the helpers they call for ids, keys and instants, the
-idempotency wrapper, the slot store, the script batcher and the raw Redis connection.
-They are plain, strictly typed Python; mypyc (part of mypy) compiles them
-unchanged into C extensions, and a lock request then costs the worker some 6%
-fewer instructions and less CPU (README, "Performance").
+Every request passes through the same few modules: the HTTP connection and
+exchange, the dispatcher, CORS, routing, the slot routes, their gate and request
+validation, the rate limiter, metrics, the access-log bookkeeping, the helpers
+they call for ids, keys and instants, the idempotency wrapper, the slot store and
+its refusals, the script batcher and the raw Redis connection.
+They are plain, strictly typed Python; mypyc (part of mypy) compiles them into C
+extensions as they are, and a lock request then costs the worker some 15% fewer
+instructions (whether less time too depends on the machine: README, "Performance").
 
 `python -m service.native_build` (run by `make` and by the Dockerfile) compiles
 them in place: each `service/<module>.py` gets a `.so` beside it, which Python imports
@@ -36,14 +37,18 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFEST = PACKAGE_DIR / "_native_build.json"
 SHARED_LIBRARY = "service._native"  # mypyc names the shared module service._native__mypyc
 
-# The modules every lock, unlock, read and booking runs through, compiled: down to the
-# slot store, the script batcher and the raw Redis connection. Left out: the HTTP
-# connection (httptools' parser calls it back with arguments mypyc's checks refuse);
-# modules that define msgspec Structs with class options (mypyc drops the options) or
-# classes extending a class with __slots__ (mypyc refuses them). Compiled objects'
-# methods cannot be replaced at run time: tests inject faults at the Transport instead
-# (tests/script_faults.py). And no compiled code awaits inside an `except` or `finally`
-# block, where mypyc loses the exception being handled (tests/test_native.py).
+# The modules every lock, unlock, read and booking runs through, compiled: from the
+# HTTP connection down to the raw Redis connection. Left out: modules that define
+# msgspec Structs with class options (mypyc drops the options) or classes extending a
+# class with __slots__ (mypyc refuses them). What compiled code must not do:
+# - read a value whose stub type is wrong as that type (each read is checked against
+#   it): such values are read as Any (http_protocol.py);
+# - give an interpreted base class-attribute defaults (the instance would not see
+#   them: validation.py raises Unprocessable instead);
+# - await inside an `except` or `finally` block, where mypyc loses the exception
+#   being handled (tests/test_native.py checks every module).
+# And compiled objects' methods cannot be replaced at run time: tests inject faults
+# at the Transport instead (tests/script_faults.py).
 COMPILED = (
     "service.answered",
     "service.clock",
