@@ -7,7 +7,7 @@ they call for ids, keys and instants, the idempotency wrapper, the slot store an
 its refusals, the script batcher and the raw Redis connection.
 They are plain, strictly typed Python; mypyc (part of mypy) compiles them into C
 extensions as they are, and a lock request then costs the worker some 15% fewer
-instructions (whether less time too depends on the machine: README, "Performance").
+instructions and some 7% less CPU (README, "Performance").
 
 `python -m service.native_build` (run by `make` and by the Dockerfile) compiles
 them in place: each `service/<module>.py` gets a `.so` beside it, which Python imports
