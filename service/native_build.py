@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(
             f"service.native: no {' and no '.join(missing)}, so the request path runs as "
-            "Python, some 5% slower per lock; install gcc and python3-dev (or your "
+            "Python, some 8% more CPU per lock; install gcc and python3-dev (or your "
             "Python's headers) and run `make native` to compile it"
         )
         return 0
