@@ -15,7 +15,7 @@ One plain-ASGI class serves every route, in this order:
   the access log under its route template (answered.py, once per loop turn).
 
 The headers go into the answer's own `raw_headers` before it is sent, so no
-`send` is wrapped: each endpoint builds a new Response per request.
+`send` is wrapped: each endpoint builds a new answer per request.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from service.errors import (
 )
 from service.logs import AccessLog
 from service.outage import OUTAGE_ERRORS, OutageLog
-from service.responses import HARDENING_HEADERS, failure
+from service.responses import HARDENING_HEADERS, Answer, failure
 from service.routing import Route, RouteTable
 from service.scope import route_path, scope_header
 
@@ -115,9 +115,7 @@ class Dispatcher:
             if status < 500:
                 self._outage.success()
 
-    async def _answer(
-        self, scope: Scope, receive: Receive, request_id: str
-    ) -> tuple[str, Response]:
+    async def _answer(self, scope: Scope, receive: Receive, request_id: str) -> tuple[str, Answer]:
         """The route template and the answer: the endpoint's, or its exception's."""
         template_path = UNMATCHED
         try:

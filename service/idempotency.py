@@ -31,7 +31,7 @@ from service import operation
 from service.clock import Clock
 from service.errors import ApiError, BadRequest, StoreUnavailable, Unprocessable
 from service.outage import OUTAGE_ERRORS, OutageLog
-from service.responses import failure
+from service.responses import Answer, failure
 from service.routes.common import read_body
 from service.routing import Endpoint
 from service.scope import scope_header
@@ -58,7 +58,7 @@ class Idempotency:
         """`endpoint`, run once per Idempotency-Key; a request without one goes straight to it."""
 
         # Plain, returning the endpoint's coroutine: no frame of its own in the await chain.
-        def idempotent(request: Request) -> Awaitable[Response]:
+        def idempotent(request: Request) -> Awaitable[Answer]:
             key = scope_header(request.scope, b"idempotency-key")
             if key is None:
                 return endpoint(request)
@@ -66,7 +66,7 @@ class Idempotency:
 
         return idempotent
 
-    async def _once(self, request: Request, key: str, endpoint: Endpoint) -> Response:
+    async def _once(self, request: Request, key: str, endpoint: Endpoint) -> Answer:
         if not 1 <= len(key) <= 255 or not key.isprintable():
             raise BadRequest("`Idempotency-Key` must be 1 to 255 printable characters")
         scope = request.scope
@@ -107,7 +107,7 @@ class Idempotency:
         return response
 
     async def _keep(
-        self, record_key: str, fingerprint: str, response: Response, *, reached: bool
+        self, record_key: str, fingerprint: str, response: Answer, *, reached: bool
     ) -> None:
         """Keep the answer of a request that reached its operation, below 500; else let go."""
         if not reached or response.status_code >= 500:

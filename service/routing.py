@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
-from starlette.responses import Response
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+from service.responses import Answer
+
+Endpoint = Callable[[Request], Awaitable[Answer]]
 
 _PARAMETER = re.compile(r"^\{([a-zA-Z_][a-zA-Z0-9_]*)(?::str)?\}$")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from service import validation
 from service.errors import BadRequest, BookingNotFound, SlotNotFound
@@ -15,7 +14,7 @@ from service.payloads import (
     BookingStatusChange,
     BookingUpdate,
 )
-from service.responses import ok
+from service.responses import EnvelopeResponse, ok
 from service.routes.common import Gate, Page, path_id
 from service.routes.slots import lock_holder
 from service.routing import Route
@@ -55,7 +54,7 @@ class BookingRoutes:
             Route("/bookings/{booking_id}/reschedule", "POST", self.reschedule_booking),
         ]
 
-    async def create_booking(self, request: Request) -> Response:
+    async def create_booking(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         payload = await self.gate.body(request, BookingCreate)
         slot_id = canonical_id(payload.slot_id)
@@ -70,7 +69,7 @@ class BookingRoutes:
         )
         return ok(booking_payload(record))
 
-    async def list_bookings(self, request: Request) -> Response:
+    async def list_bookings(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         page = Page.of(request)
         query = request.query_params
@@ -91,12 +90,12 @@ class BookingRoutes:
         )
         return ok([booking_payload(record) for record in records], page.meta(total))
 
-    async def get_booking(self, request: Request) -> Response:
+    async def get_booking(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         record = await self.bookings.get(who.environment, _booking_id(request))
         return ok(booking_payload(record))
 
-    async def update_booking(self, request: Request) -> Response:
+    async def update_booking(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         booking_id = _booking_id(request)
         payload = await self.gate.optional_body(request, BookingUpdate)
@@ -108,12 +107,12 @@ class BookingRoutes:
             record = await store.get(who.environment, booking_id)  # nothing to change
         return ok(booking_payload(record))
 
-    async def cancel_booking(self, request: Request) -> Response:
+    async def cancel_booking(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         record = await self.bookings.set_status(who.environment, _booking_id(request), "cancelled")
         return ok(booking_payload(record))
 
-    async def enable_booking(self, request: Request) -> Response:
+    async def enable_booking(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         booking_id = _booking_id(request)
         payload = await self.gate.optional_body(request, BookingStatusChange)
@@ -122,7 +121,7 @@ class BookingRoutes:
         )
         return ok(booking_payload(record))
 
-    async def reschedule_booking(self, request: Request) -> Response:
+    async def reschedule_booking(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         booking_id = _booking_id(request)
         payload = await self.gate.body(request, BookingReschedule)
@@ -134,7 +133,7 @@ class BookingRoutes:
         )
         return ok(booking_payload(record))
 
-    async def delete_booking(self, request: Request) -> Response:
+    async def delete_booking(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         await self.bookings.delete(who.environment, _booking_id(request))
         return ok(DELETED)

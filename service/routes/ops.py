@@ -16,7 +16,7 @@ from service.routing import Route
 _openapi_document = build_document(OPERATIONS)
 
 
-async def healthz(request: Request) -> Response:
+async def healthz(request: Request) -> EnvelopeResponse:
     """The process answers; never touches Redis, so a Redis outage restarts no pod."""
     return ok({"status": "ok"})
 
@@ -28,7 +28,7 @@ class Readyz:
         self.readiness = readiness
         self.retry_after_s = retry_after_s
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: Request) -> EnvelopeResponse:
         """Redis can serve (service/readiness.py); reloads the scripts if it lost them."""
         try:
             problems = await self.readiness.problems()
@@ -49,7 +49,7 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def openapi(request: Request) -> Response:
+async def openapi(request: Request) -> EnvelopeResponse:
     """The OpenAPI document, generated from the payload types."""
     return EnvelopeResponse(_openapi_document)
 

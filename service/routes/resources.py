@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from service import validation
 from service.errors import BadRequest, ResourceNotFound
 from service.payloads import DELETED, ResourceCreate, ResourceUpdate
 from service.records import ResourceRecord
-from service.responses import ok
+from service.responses import EnvelopeResponse, ok
 from service.routes.common import Gate, Page, path_id
 from service.routing import Route
 from service.store.resources import ResourceDraft, ResourceStore
@@ -39,7 +38,7 @@ class ResourceRoutes:
             Route("/resources/{resource_id}/convert-draft", "POST", self.convert_resource_to_draft),
         ]
 
-    async def create_resource(self, request: Request) -> Response:
+    async def create_resource(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         payload = await self.gate.body(request, ResourceCreate)
         draft = ResourceDraft(
@@ -54,7 +53,7 @@ class ResourceRoutes:
         record = await self.resources.create(who.environment, draft)
         return ok(resource_payload(record, 0))
 
-    async def list_resources(self, request: Request) -> Response:
+    async def list_resources(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         page = Page.of(request)
         name, status = request.query_params.get("name"), request.query_params.get("status")
@@ -67,12 +66,12 @@ class ResourceRoutes:
         payloads = await asyncio.gather(*(self._payload(record) for record in records))
         return ok(list(payloads), page.meta(total))
 
-    async def get_resource(self, request: Request) -> Response:
+    async def get_resource(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         record = await self.resources.get(who.environment, _resource_id(request))
         return ok(await self._payload(record))
 
-    async def update_resource(self, request: Request) -> Response:
+    async def update_resource(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         resource_id = _resource_id(request)
         payload = await self.gate.body(request, ResourceUpdate)
@@ -92,18 +91,18 @@ class ResourceRoutes:
         record = await self.resources.update(who.environment, resource_id, fields)
         return ok(await self._payload(record))
 
-    async def publish_resource(self, request: Request) -> Response:
+    async def publish_resource(self, request: Request) -> EnvelopeResponse:
         return await self._set_status(request, "published")
 
-    async def convert_resource_to_draft(self, request: Request) -> Response:
+    async def convert_resource_to_draft(self, request: Request) -> EnvelopeResponse:
         return await self._set_status(request, "draft")
 
-    async def delete_resource(self, request: Request) -> Response:
+    async def delete_resource(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         await self.resources.delete(who.environment, _resource_id(request))
         return ok(DELETED)
 
-    async def _set_status(self, request: Request, status: str) -> Response:
+    async def _set_status(self, request: Request, status: str) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         record = await self.resources.update(
             who.environment, _resource_id(request), {"status": status}

@@ -8,7 +8,6 @@ import re
 
 from msgspec import UNSET, UnsetType
 from starlette.requests import Request
-from starlette.responses import Response
 
 from service import validation
 from service.clock import Clock
@@ -26,7 +25,7 @@ from service.payloads import (
     SlotUpdate,
     UnlockRequest,
 )
-from service.responses import ok
+from service.responses import EnvelopeResponse, ok
 from service.routes.common import Gate, Page, bool_param, path_id
 from service.routing import Route
 from service.store.resources import ResourceStore
@@ -78,7 +77,7 @@ class SlotRoutes:
             Route("/slots/{slot_id}/disable", "POST", self.disable_slot),
         ]
 
-    async def create_slots(self, request: Request) -> Response:
+    async def create_slots(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         fields = decode_object(await self.gate.raw_body(request))
         is_bulk = "slots" in fields
@@ -96,7 +95,7 @@ class SlotRoutes:
             return ok([view.to_payload(now_ms) for view in views])
         return ok(views[0].to_payload(now_ms))
 
-    async def list_slots(self, request: Request) -> Response:
+    async def list_slots(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         page = Page.of(request)
         query = request.query_params
@@ -126,13 +125,13 @@ class SlotRoutes:
         meta.event_id = event_id
         return ok([view.to_payload(now_ms) for view in views], meta)
 
-    async def get_slot(self, request: Request) -> Response:
+    async def get_slot(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request)
         store = self.slots
         view = await store.get(who.environment, _slot_id(request))
         return ok(view.to_payload(store.now_ms()))
 
-    async def update_slot(self, request: Request) -> Response:
+    async def update_slot(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         slot_id = _slot_id(request)
         payload = await self.gate.body(request, SlotUpdate)
@@ -151,18 +150,18 @@ class SlotRoutes:
         view = await store.update(who.environment, slot_id, changes)
         return ok(view.to_payload(store.now_ms()))
 
-    async def enable_slot(self, request: Request) -> Response:
+    async def enable_slot(self, request: Request) -> EnvelopeResponse:
         return await self._set_status(request, "active")
 
-    async def disable_slot(self, request: Request) -> Response:
+    async def disable_slot(self, request: Request) -> EnvelopeResponse:
         return await self._set_status(request, "disabled")
 
-    async def delete_slot(self, request: Request) -> Response:
+    async def delete_slot(self, request: Request) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         await self.slots.delete(who.environment, _slot_id(request))
         return ok(DELETED)
 
-    async def lock_slot(self, request: Request) -> Response:
+    async def lock_slot(self, request: Request) -> EnvelopeResponse:
         try:
             who = await self.gate.caller(request)
             slot_id = _slot_id(request)
@@ -182,7 +181,7 @@ class SlotRoutes:
         count_lock_outcome("lock", "ok")
         return ok(locked.view.to_payload(now_ms), LockMeta(locked.token))
 
-    async def unlock_slot(self, request: Request) -> Response:
+    async def unlock_slot(self, request: Request) -> EnvelopeResponse:
         try:
             who = await self.gate.caller(request)
             slot_id = _slot_id(request)
@@ -195,7 +194,7 @@ class SlotRoutes:
         count_lock_outcome("unlock", "ok")
         return ok(view.to_payload(store.now_ms()))
 
-    async def _set_status(self, request: Request, status: str) -> Response:
+    async def _set_status(self, request: Request, status: str) -> EnvelopeResponse:
         who = await self.gate.caller(request, secret=True)
         store = self.slots
         view = await store.set_status(who.environment, _slot_id(request), status)
