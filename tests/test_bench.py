@@ -18,6 +18,7 @@ from service.bench.phases import PhaseResult
 from service.bench.redis_probe import SlotMemory, segment_calls
 from service.bench.report import BenchSetup, build_report, saturation_warning, write_json
 from service.bench.report_table import format_report
+from service.bench.rounds import merged, rotated
 from service.bench.runner import BenchOptions, run_bench
 from service.bench.workloads import WORKLOADS, places_for, places_for_run
 from tests.redis_servers import RedisServer
@@ -221,3 +222,27 @@ def test_a_server_short_of_its_core_is_flagged() -> None:
     assert idle is not None
     assert "load core was 90% busy" in idle
     assert saturation_warning(msgspec.structs.replace(phase, server_cpu_percent=97.0)) is None
+
+
+def test_rounds_merge_into_one_phase_per_server() -> None:
+    """A phase measured in rounds counts all their requests over all their measured time,
+    reports the worst round's tail latency, and keeps each round's rate."""
+    fast, slow = phase("slotlock", 10000, 4.0), phase("slotlock", 5000, 9.0)
+    one = merged([fast, slow])
+    # 100,000 requests in 10 s and 50,000 in 10 s: 7,500/s, not the mean of the rates.
+    assert (one.requests, one.requests_per_s) == (150000, 7500.0)
+    assert one.p99_ms == 9.0
+    assert one.round_requests_per_s == [10000, 5000]
+    assert one.redis_commands["evalsha"] == 150000
+    assert one.server_cpu_us_per_request == round(
+        (62e6 / 10000 * 100000 + 62e6 / 5000 * 50000) / 150000, 1
+    )
+
+
+def test_each_round_starts_with_another_server() -> None:
+    """Rounds rotate the servers' order, so no server always runs first (or last)."""
+    names = ["ceiling", "naive", "slotlock"]
+    assert [rotated(names, index)[0] for index in range(4)] == [
+        "ceiling", "naive", "slotlock", "ceiling"
+    ]  # fmt: skip
+    assert all(sorted(rotated(names, index)) == names for index in range(3))

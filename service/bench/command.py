@@ -35,6 +35,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--warmup", type=at_least(0.0, float), default=2.0, help="unmeasured seconds first"
     )
+    parser.add_argument(
+        "--rounds",
+        type=at_least(1, int),
+        default=4,
+        help="turns a workload's three servers take, each phase's duration and warm-up split "
+        "over them, so that a drift in the machine's speed falls on all three alike",
+    )
     parser.add_argument("--connections", type=at_least(1, int), default=50)
     parser.add_argument("--slots", type=at_least(1, int), default=1000)
     parser.add_argument("--server-core", type=at_least(0, int), default=0, help="worker's core")
@@ -113,6 +120,7 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
         BenchOptions(
             duration_s=_duration_s(arguments, MAIN_DURATION_S),
             warmup_s=arguments.warmup,
+            rounds=arguments.rounds,
             connections=arguments.connections,
             slots=arguments.slots,
             server_core=arguments.server_core,

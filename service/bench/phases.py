@@ -70,6 +70,7 @@ class PhaseResult(msgspec.Struct, kw_only=True):
     server_rss_mb: float
     redis_commands: dict[str, int] = {}
     workload: str = "lock"  # what the generator sent (workloads.py)
+    round_requests_per_s: list[float] = []  # each round's, when the phase ran in rounds (rounds.py)
 
 
 @dataclass(frozen=True, slots=True)

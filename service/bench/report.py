@@ -40,6 +40,7 @@ class BenchSetup(msgspec.Struct, kw_only=True):
     load_cores: str
     log_level: str
     workloads: list[str] = msgspec.field(default_factory=lambda: ["lock"])
+    rounds: int = 1  # turns each phase was measured in, taken with the other servers'
 
 
 class BenchReport(msgspec.Struct, kw_only=True):

@@ -40,11 +40,17 @@ def format_report(report: BenchReport) -> str:
 def _header(setup: BenchSetup) -> list[str]:
     return [
         f"slotlock bench: {setup.duration_s:g} s measured after {setup.warmup_s:g} s warm-up "
-        f"per phase, {setup.connections} connections, each going round its share of "
-        f"{setup.slots} slots",
+        f"per phase, {_in_rounds(setup.rounds)}{setup.connections} connections, each going "
+        f"round its share of {setup.slots} slots",
         f"one uvicorn worker on {setup.server_cores}; load generator ({setup.client} client) "
         f"and redis-server on {setup.load_cores}; service log level {setup.log_level}",
     ]
+
+
+def _in_rounds(rounds: int) -> str:
+    if rounds <= 1:
+        return ""
+    return f"in {rounds} rounds taken in turn by a workload's three servers, "
 
 
 def _phase_rows(phases: list[PhaseResult]) -> list[str]:

@@ -1,13 +1,14 @@
 """One bench run: a redis-server; per workload, the ceiling, naive and slotlock phases; slotlock's
 Redis calls and memory; the report.
 
-Each workload's three phases run one after the other, so that its ratios compare
-figures minutes apart at most; each phase starts its server afresh.
+A workload's three servers run side by side and take turns in short rounds (rounds.py),
+so that its ratios compare figures measured seconds apart, on the same machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -25,15 +26,17 @@ from service.bench.phases import PhaseResult
 from service.bench.processes import BenchError, can_pin, free_port, redis_server
 from service.bench.report import BenchReport, BenchSetup, build_report, write_json
 from service.bench.report_table import format_report
+from service.bench.rounds import merged, rotated
 from service.bench.servers import (
+    Served,
     SlotlockFigures,
     SlotlockSlots,
     Stage,
-    anchor_phase,
+    anchor_server,
     create_pair,
     create_slotlock_slots,
+    load_phase,
     slotlock_figures,
-    slotlock_phase,
     slotlock_server,
 )
 from service.bench.workloads import WORKLOADS, places_for_run
@@ -42,14 +45,19 @@ from service.loadtest.runner import run_async
 
 BARE = "service.bench.anchors:bare_app"
 NAIVE = "service.bench.anchors:naive_app"
+ANCHOR_TOKEN = "pk_anchor"  # noqa: S105 (the anchors take any key)
+
+# A server, the key it is called with, and the slots its generator goes round.
+Load = tuple[Served, str, list[str]]
 
 
 @dataclass(frozen=True, slots=True)
 class BenchOptions:
     """Every knob of `slotlock bench`."""
 
-    duration_s: float = 8.0  # nine phases (three workloads) in about two minutes
+    duration_s: float = 8.0  # per server and workload: nine phases in about two minutes
     warmup_s: float = 2.0
+    rounds: int = 4  # each phase's duration and warm-up, split into turns (rounds.py)
     connections: int = 50
     slots: int = 1000
     server_core: int = 0
@@ -123,16 +131,37 @@ def _measure_all(stage: Stage, options: BenchOptions) -> tuple[list[PhaseResult]
         slots: SlotlockSlots = run_async(made)
     phases = []
     for workload in options.workloads:
-        for name, factory in (("ceiling", BARE), ("naive", NAIVE)):
-            _announce(workload, name, options)
-            phases.append(anchor_phase(stage, name, factory, workload, anchor_slot_ids))
-        _announce(workload, "slotlock", options)
-        with slotlock_server(stage) as served:
-            token, slot_ids = pair.public_key, slots.for_workload(workload)
-            phases.append(slotlock_phase(stage, served, token, workload, slot_ids))
+        with contextlib.ExitStack() as servers:
+            ceiling = servers.enter_context(anchor_server(stage, "ceiling", BARE, workload))
+            naive = servers.enter_context(anchor_server(stage, "naive", NAIVE, workload))
+            served = servers.enter_context(slotlock_server(stage))
+            loads = {
+                "ceiling": (ceiling, ANCHOR_TOKEN, anchor_slot_ids),
+                "naive": (naive, ANCHOR_TOKEN, anchor_slot_ids),
+                "slotlock": (served, pair.public_key, slots.for_workload(workload)),
+            }
+            phases += _rounds(stage, options, workload, loads)
     with slotlock_server(stage) as served:
         figures = slotlock_figures(stage, served.url, pair.public_key, slots)
     return phases, figures
+
+
+def _rounds(
+    stage: Stage, options: BenchOptions, workload: str, loads: dict[str, Load]
+) -> list[PhaseResult]:
+    """Each server's phase of `workload`, measured in rounds taken in turn (rounds.py)."""
+    per_round = dataclasses.replace(
+        stage,
+        duration_s=options.duration_s / options.rounds,
+        warmup_s=options.warmup_s / options.rounds,
+    )
+    measured: dict[str, list[PhaseResult]] = {name: [] for name in loads}
+    for index in range(options.rounds):
+        for name in rotated(list(loads), index):
+            _announce(workload, name, index, options)
+            served, token, slot_ids = loads[name]
+            measured[name].append(load_phase(per_round, name, served, token, workload, slot_ids))
+    return [merged(measured[name]) for name in loads]
 
 
 @contextlib.contextmanager
@@ -161,13 +190,15 @@ def _setup(options: BenchOptions) -> BenchSetup:
         load_cores=f"core {options.load_core}" if pin else "any core (no taskset)",
         log_level=options.log_level,
         workloads=list(options.workloads),
+        rounds=options.rounds,
     )
 
 
-def _announce(workload: str, phase: str, options: BenchOptions) -> None:
+def _announce(workload: str, phase: str, index: int, options: BenchOptions) -> None:
     print(
-        f"slotlock bench: {workload}: {phase} phase ({options.warmup_s:g} s warm-up, "
-        f"{options.duration_s:g} s measured)",
+        f"slotlock bench: {workload}: {phase}, round {index + 1} of {options.rounds} "
+        f"({options.warmup_s / options.rounds:g} s warm-up, "
+        f"{options.duration_s / options.rounds:g} s measured)",
         file=sys.stderr,
         flush=True,
     )

@@ -1,4 +1,4 @@
-"""The three servers the bench measures, each started, loaded and stopped in its phase."""
+"""The three servers the bench measures: started, loaded (a phase, or a round of one), stopped."""
 
 from __future__ import annotations
 
@@ -98,27 +98,25 @@ class SlotlockSlots:
         return self.main.slot_ids
 
 
-def anchor_phase(
-    stage: Stage, name: str, factory: str, workload: str, slot_ids: list[str]
-) -> PhaseResult:
-    """Load one anchor app (service.bench.anchors) served by a pinned uvicorn."""
-    port = free_port()
-    env = clean_environment(REDIS_URL=stage.redis_url)
-    log = stage.directory / f"{name}-{workload}.log"
-    server = uvicorn_app(factory, port, stage.server_core, log, env)
-    try:
-        spec = stage.load(f"http://127.0.0.1:{port}", "pk_anchor", slot_ids, name, workload)
-        return measure(name, spec, stage.watched(server.pid))
-    finally:
-        server.stop()
-
-
 @dataclass(frozen=True, slots=True)
 class Served:
     """A running server: where it answers, and its process."""
 
     url: str
     pid: int
+
+
+@contextlib.contextmanager
+def anchor_server(stage: Stage, name: str, factory: str, workload: str) -> Iterator[Served]:
+    """One anchor app (service.bench.anchors) served by a pinned uvicorn; stopped on the way out."""
+    port = free_port()
+    env = clean_environment(REDIS_URL=stage.redis_url)
+    log = stage.directory / f"{name}-{workload}.log"
+    server = uvicorn_app(factory, port, stage.server_core, log, env)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", server.pid)
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager
@@ -135,12 +133,13 @@ def slotlock_server(stage: Stage) -> Iterator[Served]:
         server.stop()
 
 
-def slotlock_phase(
-    stage: Stage, server: Served, token: str, workload: str, slot_ids: list[str]
+def load_phase(
+    stage: Stage, name: str, server: Served, token: str, workload: str, slot_ids: list[str]
 ) -> PhaseResult:
-    """Load a `slotlock serve` (slotlock_server) with one workload."""
-    spec = stage.load(server.url, token, slot_ids, "slotlock", workload)
-    return measure("slotlock", spec, stage.watched(server.pid))
+    """Load a running server (anchor_server, slotlock_server) with one workload, for the
+    stage's warm-up and duration."""
+    spec = stage.load(server.url, token, slot_ids, name, workload)
+    return measure(name, spec, stage.watched(server.pid))
 
 
 def slotlock_figures(stage: Stage, url: str, token: str, slots: SlotlockSlots) -> SlotlockFigures:
