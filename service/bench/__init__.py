@@ -16,4 +16,6 @@ report.py         ratios and targets
 report_table.py   the printed table
 instructions.py   `--instructions N`: each server's count per workload
 callgrind.py      one server under callgrind, counting while a load is sent
+in_process.py     `--in-process N`: the service's own CPU per lock/unlock, in one process
+rounds.py         a phase measured in rounds the servers take in turn, merged
 """

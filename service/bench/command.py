@@ -70,6 +70,15 @@ def register(commands: Any) -> None:
         "workload under valgrind's callgrind (steady where requests/s are noisy)",
     )
     parser.add_argument(
+        "--in-process",
+        type=at_least(100, int),
+        default=None,
+        metavar="N",
+        help="instead: the service's own CPU per lock/unlock request in one process, best of "
+        "five samples of N requests (its HTTP protocol over stand-in sockets, every script call "
+        "answered at once: steadier than requests/s)",
+    )
+    parser.add_argument(
         "--scale",
         action="store_true",
         help="instead: list latency at 1,000 and 100,000 slots per filter, lock p99 beside a "
@@ -93,6 +102,11 @@ def run(arguments: argparse.Namespace, settings: object) -> int:
     """Run the bench (or, with --instructions, the instruction count)."""
     if arguments.instructions is not None:
         return count_instructions(arguments)
+    if arguments.in_process is not None:
+        from service.bench.in_process import format_in_process, measure_in_process
+
+        print(format_in_process(measure_in_process(arguments.in_process, arguments.connections)))
+        return 0
     if arguments.scale:
         from service.bench.scale import ScaleOptions
         from service.bench.scale_report import run_scale_command
