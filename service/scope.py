@@ -7,10 +7,12 @@ from starlette.types import Scope
 
 def scope_header(scope: Scope, name: bytes) -> str | None:
     """One request header (`name` in lower case), without building Starlette's Headers."""
-    for key, value in scope["headers"]:
+    # Typed, so that the compiled loop (service/native.py) walks a list of byte pairs
+    # rather than any iterable of anything: a lock reads four headers this way.
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
-            text: str = value.decode("latin-1")
-            return text
+            return value.decode("latin-1")
     return None
 
 
