@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from typing import cast
 
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from service.auth import Authenticator
 from service.services import Services
+from service.store.api_keys import KeyRecord, KeyStore, hash_key
 from tests.api import Api, error_of, slot_request_body
 
 UNKNOWN_KEYS = ["sk_" + "0" * 64, "pk_" + "f" * 64, "sk_short", "hello", ""]
@@ -133,3 +139,89 @@ def test_other_environment_does_not_see_a_lock_on_its_own_slot(api: Api, other_a
     theirs = other_api.slot(other_api.resource()["id"])
     assert api.lock(mine["id"], "same-key").status_code == 200
     assert other_api.lock(theirs["id"], "same-key").status_code == 200
+
+
+class HeldKeys:
+    """A key store whose lookups wait until released, counted; each fails with `failure`
+    while it is set."""
+
+    def __init__(self, record: KeyRecord) -> None:
+        self.record = record
+        self.lookups = 0
+        self.released = asyncio.Event()
+        self.failure: Exception | None = None
+
+    async def lookup(self, key_hash: str) -> KeyRecord | None:
+        self.lookups += 1
+        await self.released.wait()
+        if self.failure is not None:
+            raise self.failure
+        return self.record
+
+
+SECRET = "sk_" + "5" * 64
+
+
+def held_authenticator() -> tuple[Authenticator, HeldKeys]:
+    record = KeyRecord(key_hash=hash_key(SECRET), environment="test", scope="secret",
+                       pair_id="pair", created_ms=0)  # fmt: skip
+    keys = HeldKeys(record)
+    return Authenticator(cast(KeyStore, keys), lambda: 1_000, cache_s=2.0), keys
+
+
+def test_requests_that_miss_the_cache_together_share_one_lookup() -> None:
+    """A key's requests that find no cache entry while its lookup runs wait for that one
+    lookup instead of sending their own, and all get its caller."""
+
+    async def scenario() -> None:
+        authenticator, keys = held_authenticator()
+        waiting = [asyncio.ensure_future(authenticator.authenticate(f"Bearer {SECRET}"))
+                   for _ in range(20)]  # fmt: skip
+        await asyncio.sleep(0)
+        keys.released.set()
+        callers = await asyncio.gather(*waiting)
+        assert keys.lookups == 1
+        assert {caller.key_hash for caller in callers} == {hash_key(SECRET)}
+        await authenticator.authenticate(f"Bearer {SECRET}")  # cached now
+        assert keys.lookups == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_shared_lookup_fails_its_requests_and_the_next_one_tries_again() -> None:
+    """Redis down during the lookup: every request waiting on it gets the error (a 503 for
+    each); the next request looks the key up afresh."""
+
+    async def scenario() -> None:
+        authenticator, keys = held_authenticator()
+        keys.failure = RedisConnectionError("down")
+        waiting = [asyncio.ensure_future(authenticator.authenticate(f"Bearer {SECRET}"))
+                   for _ in range(5)]  # fmt: skip
+        await asyncio.sleep(0)
+        keys.released.set()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes)
+        keys.failure = None
+        assert (await authenticator.authenticate(f"Bearer {SECRET}")).environment == "test"
+        assert keys.lookups == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_request_that_goes_away_cancels_nobody_elses_lookup() -> None:
+    """The request that started the lookup is cancelled (its client left): the others still
+    get the caller from it."""
+
+    async def scenario() -> None:
+        authenticator, keys = held_authenticator()
+        first = asyncio.ensure_future(authenticator.authenticate(f"Bearer {SECRET}"))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(authenticator.authenticate(f"Bearer {SECRET}"))
+        await asyncio.sleep(0)
+        first.cancel()
+        keys.released.set()
+        assert (await second).environment == "test"
+        assert first.cancelled()
+        assert keys.lookups == 1
+
+    asyncio.run(scenario())
