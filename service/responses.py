@@ -48,8 +48,6 @@ class EnvelopeResponse:
     `raw_headers` is a list the dispatcher extends before sending (as Starlette's is);
     `headers` are extra ones, names as given (lower-cased on the wire)."""
 
-    media_type = "application/json"
-
     def __init__(
         self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
     ) -> None:

@@ -48,6 +48,11 @@ def script_source(name: str, directory: Path | None = None) -> str:
     return _INCLUDE.sub(lambda match: (base / "lib" / match.group(1)).read_text(), text)
 
 
+def script_sha(source: str) -> str:
+    """The SHA1 EVALSHA knows a script by."""
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
 def script_flags(source: str) -> frozenset[str]:
     """The flags its `#!lua flags=...` first line gives a script; none for a bare `#!lua`."""
     first_line = source.partition("\n")[0]
@@ -103,9 +108,8 @@ class Scripts:
         scripts = {}
         for name in cls.names():
             source = script_source(name)
-            sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
             writes = "no-writes" not in script_flags(source)
-            scripts[name] = BatchedScript(source, sha, batcher, writes=writes)
+            scripts[name] = BatchedScript(source, script_sha(source), batcher, writes=writes)
         return cls(**scripts)
 
     @classmethod

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import redis
 
 from service.connect import redis_from_settings
 from service.outage import OUTAGE_ERRORS, REPLY_ERRORS, classify_reply_error
+from service.scripts import script_sha
 from service.settings import Settings
 from service.store.raw_redis import RawTransport, ServerAddress
 from service.store.redis_py import ClientTransport
@@ -41,7 +41,7 @@ class Script:
 
     @property
     def sha(self) -> str:
-        return hashlib.sha1(self.script.encode(), usedforsecurity=False).hexdigest()
+        return script_sha(self.script)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -43,7 +42,7 @@ from service.fake_redis import fake_redis
 from service.http_protocol import HttpProtocol
 from service.ids import new_child_id, new_resource_id
 from service.records import SlotRecord, to_hash
-from service.scripts import script_source
+from service.scripts import script_sha, script_source
 from service.settings import RateLimit, Settings
 from service.store.api_keys import KeyStore
 from service.store.transport import Command, ScriptCall, Transport
@@ -51,7 +50,7 @@ from service.store.transport import Command, ScriptCall, Transport
 SAMPLES = 5
 MAX_TURNS_PER_WAVE = 1000  # loop turns a wave may take (it takes a handful)
 UNLIMITED = RateLimit(1_000_000_000, 1)  # measure requests, not 429s
-_LOCK_SHA = hashlib.sha1(script_source("lock_slot").encode(), usedforsecurity=False).hexdigest()
+_LOCK_SHA = script_sha(script_source("lock_slot"))
 
 
 @dataclass(frozen=True, slots=True)
