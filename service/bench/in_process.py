@@ -127,15 +127,16 @@ class _Socket:
         self.closing = True
 
 
-def _slot_view() -> list[Any]:
-    """A published slot's view as lua/lib/slot_view.lua returns it (unlocked, UTC)."""
+def _slot_view() -> tuple[str, list[Any]]:
+    """A published slot's id, and its view as lua/lib/slot_view.lua returns it (unlocked,
+    UTC)."""
     now_ms, resource_id = system_clock_ms(), new_resource_id()
     slot = SlotRecord(
         id=new_child_id(resource_id), environment="bench", resource_id=resource_id,
         start_ms=now_ms + 86_400_000, end_ms=now_ms + 88_200_000, capacity=1,
         status="active", lockable=True, metadata="{}", created_ms=now_ms, updated_ms=now_ms,
     )  # fmt: skip
-    return [json.dumps(to_hash(slot)), 0, "published", "0", "UTC", 0]
+    return slot.id, [json.dumps(to_hash(slot)), 0, "published", "0", "UTC", 0]
 
 
 def _request(path: str, token: str, body: dict[str, Any]) -> bytes:
@@ -148,8 +149,7 @@ def _request(path: str, token: str, body: dict[str, Any]) -> bytes:
 
 
 async def _measure(connections: int, requests: int) -> InProcessFigures:
-    view = _slot_view()
-    slot_id = json.loads(view[0])["id"]
+    slot_id, view = _slot_view()
     redis = fake_redis()  # the API key only; every script call is answered at once
     pair = await KeyStore(redis, system_clock_ms).create_pair("bench")
     settings = Settings(rate_limit_public=UNLIMITED, rate_limit_secret=UNLIMITED, key_cache_s=5)
@@ -186,6 +186,7 @@ async def _measure(connections: int, requests: int) -> InProcessFigures:
         raise RuntimeError("a request went unanswered")
 
     pairs = max(1, requests // (2 * connections))
+    per_sample = 2 * pairs * connections
     for _ in range(max(20, pairs // 4)):  # warm-up: caches, the key's lookup, the batcher
         await wave(lock)
         await wave(unlock)
@@ -198,11 +199,11 @@ async def _measure(connections: int, requests: int) -> InProcessFigures:
         for _ in range(pairs):
             await wave(lock)
             await wave(unlock)
-        samples.append(1e6 * (time.process_time() - started_s) / (2 * pairs * connections))
+        samples.append(1e6 * (time.process_time() - started_s) / per_sample)
         answered = sum(chunk.startswith(b"HTTP/1.1 200 ") for s in sockets for chunk in s.written)
-        if answered != 2 * pairs * connections:
-            raise RuntimeError(f"{answered} of {2 * pairs * connections} requests answered 200")
-    return InProcessFigures(connections, 2 * pairs * connections, samples)
+        if answered != per_sample:
+            raise RuntimeError(f"{answered} of {per_sample} requests answered 200")
+    return InProcessFigures(connections, per_sample, samples)
 
 
 @contextlib.contextmanager
