@@ -46,7 +46,7 @@ from service.bench.processes import (
     slotlock_argv,
     uvicorn_argv,
 )
-from service.bench.runner import BARE, NAIVE
+from service.bench.runner import ANCHOR_TOKEN, BARE, NAIVE
 from service.bench.servers import UNLIMITED, create_pair, create_resource
 from service.bench.workloads import LABELS, WORKLOADS, places_for
 from service.loadtest.runner import run_async
@@ -114,7 +114,7 @@ def _count_anchors(
         loads = [CountedLoad(names[workload], workload, lambda: anchor_slots)
                  for workload in options.workloads]  # fmt: skip
         env = clean_environment(REDIS_URL=redis_url)
-        counts += anchor.count(env, "pk_anchor", loads, *_sizes(options))
+        counts += anchor.count(env, ANCHOR_TOKEN, loads, *_sizes(options))
     return counts
 
 
