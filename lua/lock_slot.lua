@@ -52,10 +52,11 @@ if slot.status ~= 'active' then
   return {'SLOT_DISABLED'}
 end
 
-settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot.id, now_ms)
 local token
 local current = redis.call('GET', lock_key)
-if current then
+if not current then  -- while Redis has the lock, nothing of the slot's is due to settle
+  settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot.id, now_ms)
+else
   local current_holder, current_token = string.match(current, '^(%x+):(%d+)$')
   if current_holder ~= holder then
     return {'LOCKED', redis.call('PEXPIRETIME', lock_key)}
@@ -84,11 +85,18 @@ else
   end
 end
 
+local holding  -- slots this lock_key holds here, counted below when it takes a new one
 if not token then
-  -- One lock_key may not sweep a resource: count what it holds here right now.
-  redis.call('ZREMRANGEBYSCORE', holds_key, '-inf', now_ms)
-  if redis.call('ZCARD', holds_key) >= max_holds then
-    return {'HOLD_CAP', max_holds}
+  -- One lock_key may not sweep a resource: count what it holds here right now. Ended
+  -- holds it still lists are dropped only when the count reaches the cap (the list stays
+  -- that short), so the usual count costs one call.
+  holding = redis.call('ZCARD', holds_key)
+  if holding >= max_holds then
+    redis.call('ZREMRANGEBYSCORE', holds_key, '-inf', now_ms)
+    holding = redis.call('ZCARD', holds_key)
+    if holding >= max_holds then
+      return {'HOLD_CAP', max_holds}
+    end
   end
   token = redis.call('HINCRBY', slot_key, 'lock_seq', 1)
   slot.lock_seq = tostring(token)
@@ -99,13 +107,13 @@ if ended > 0 then
 end
 local locked_until_ms = 0
 -- What holds the slot next ends first: this lock, or this hold or another's.
-local next_end_ms = tonumber(until_ms)
+local next_end_ms = until_ms  -- as text while it is this lock's (track_lock_end_at)
 if quantity == 0 then
   redis.call('SET', lock_key, holder .. ':' .. token, 'PXAT', until_ms)
   if own then
     drop_hold(held_key, holds_key, own, slot.id)
   end
-  locked_until_ms = tonumber(until_ms)
+  locked_until_ms = until_ms  -- as text (slot_event)
   held = others_held
 else
   if current then
@@ -114,14 +122,15 @@ else
   put_hold(held_key, holder, quantity, token, until_ms, own)
   held = others_held + quantity
   local others_end_ms = first_end_of_others(holds, holder)
-  if others_end_ms > 0 and others_end_ms < next_end_ms then
+  if others_end_ms > 0 and others_end_ms < tonumber(until_ms) then
     next_end_ms = others_end_ms
   end
 end
 redis.call('ZADD', holds_key, until_ms, slot.id)
 -- The set lives as long as its longest hold; a shortened hold leaves it longer, which
--- costs a little memory and no correctness (counting drops ended holds first).
-if redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then
+-- costs a little memory and no correctness (counting drops ended holds first). A set that
+-- held nothing did not exist: made just now, it has no deadline to compare with.
+if holding == 0 or redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then
   redis.call('PEXPIREAT', holds_key, until_ms)
 end
 local view = slot_view_of(slot, locked_until_ms, resource_key, held)

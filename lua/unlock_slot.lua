@@ -32,9 +32,10 @@ if slot.environment ~= environment then
   return {'SLOT_NOT_FOUND'}
 end
 
-settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot.id, now_ms)
 local current = redis.call('GET', lock_key)
-if current then
+if not current then  -- while Redis has the lock, nothing of the slot's is due to settle
+  settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot.id, now_ms)
+else
   if string.match(current, '^(%x+):') ~= holder then
     return {'NOT_OWNER'}
   end

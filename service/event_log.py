@@ -35,19 +35,34 @@ def id_order(event_id: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
+# A slot event's fields after its type, in the order of lib/slot_view.lua's view (data: the
+# slot's fields as JSON); lib/events.lua's slot_event stores them.
+_VIEW_FIELDS = (
+    "data",
+    "locked_until",
+    "resource_status",
+    "booking_disabled_before",
+    "timezone",
+    "held",
+)
+
+
 @dataclass(slots=True)
 class StoredEvent:
-    """One stream entry: its id, its type and its data as the script stored it."""
+    """One stream entry: its id, its type, its data and, for a slot event, the slot's view
+    (SlotView.from_script's list) as the script stored it."""
 
     id: str
     type: str
     data: str
+    view: list[Any] | None = None
     _message: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, entry_id: str, fields: dict[str, str]) -> StoredEvent:
         """From an XRANGE/XREAD entry."""
-        return cls(entry_id, fields.get("type", ""), fields.get("data", "{}"))
+        view = [fields[name] for name in _VIEW_FIELDS] if "locked_until" in fields else None
+        return cls(entry_id, fields.get("type", ""), fields.get("data", "{}"), view)
 
     def order(self) -> tuple[int, int]:
         """Its id as a comparable pair."""
@@ -73,7 +88,10 @@ class StoredEvent:
         holder, environment, booking metadata) can reach a client.
         """
         if self.type.startswith("slot.") and self.type != "slot.deleted":
-            view = SlotView.from_script(_view_decoder.decode(self.data))
+            # Entries written before the view's parts had fields of their own hold the whole
+            # view as one JSON array in data; they stay readable while the stream keeps them.
+            stored = self.view if self.view is not None else _view_decoder.decode(self.data)
+            view = SlotView.from_script(stored)
             data = _encoder.encode({"slot": view.to_payload(self.order()[0])})
         else:
             data = self.data.encode()

@@ -61,6 +61,19 @@ def test_a_released_hold_no_longer_counts(capped_api: Api) -> None:
     assert capped_api.lock(slots[3]["id"], "buyer", seconds=30).status_code == 200
 
 
+def test_a_lock_that_ended_by_itself_no_longer_counts(capped_api: Api) -> None:
+    """Under the cap of 2, a lock that ran out beside a running one leaves room for one
+    more, though its slot is still listed under the key when the count reaches the cap."""
+    resource = capped_api.resource()
+    slots = [capped_api.slot(resource["id"], hours_ahead=hours) for hours in (10, 11, 12, 13)]
+    assert capped_api.lock(slots[0]["id"], "buyer", seconds=30).status_code == 200
+    assert capped_api.lock(slots[1]["id"], "buyer", seconds=1).status_code == 200
+    time.sleep(1.2)
+    assert capped_api.lock(slots[2]["id"], "buyer", seconds=30).status_code == 200
+    refused = capped_api.lock(slots[3]["id"], "buyer", seconds=30)
+    assert error_of(refused) == (422, "E104")
+
+
 def test_relocking_a_held_slot_is_not_a_new_hold(capped_api: Api) -> None:
     """Extending a lock the key already holds succeeds even at the cap."""
     resource = capped_api.resource()
