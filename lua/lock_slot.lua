@@ -98,8 +98,10 @@ if not token then
       return {'HOLD_CAP', max_holds}
     end
   end
-  token = redis.call('HINCRBY', slot_key, 'lock_seq', 1)
-  slot.lock_seq = tostring(token)
+  -- As text from here on, like a token read back from the lock: printed once (see
+  -- slot_event in events.lua), not again for the lock's value.
+  token = tostring(redis.call('HINCRBY', slot_key, 'lock_seq', '1'))
+  slot.lock_seq = token
 end
 
 if ended > 0 then

@@ -37,15 +37,14 @@ end
 -- is a stream field of its own, `data` the slot's JSON as the view already holds it: so
 -- nothing is encoded a second time (encoding the whole view escaped every quote of that
 -- JSON and built a second copy of it, a tenth of a lock's work in Redis).
--- (Redis 7.0 prints each number a script passes to redis.call with printf's %.17g, which
--- costs as much as a short command: so the lock paths give numbers they got as text, as
--- text, and the usual count of held places, 0, goes as '0'.)
+-- (Redis 7.0 prints each number a script passes to redis.call with printf's %.17g, some
+-- 2.5k instructions for a deadline in ms, as much as a short command: so the lock paths
+-- pass the numbers they got as text, as text.)
 local function slot_event(events_key, kind, view)
-  local held = view[6]
   trim_events(events_key, redis.call(
     'XADD', events_key, '*', 'type', kind, 'data', view[1], 'locked_until', view[2],
     'resource_status', view[3], 'booking_disabled_before', view[4], 'timezone', view[5],
-    'held', held == 0 and '0' or held))
+    'held', view[6]))
 end
 
 -- The slot as GET /slots/:id shows it right after this script's change, for its event.

@@ -41,7 +41,8 @@ end
 -- every_hold: holds_among all the slot's entries, ended or not, so that a script about to
 -- write can tell whether there are ended ones to drop (usually none: one call spared).
 local function every_hold(held_key, now_ms)
-  return holds_among(redis.call('ZRANGE', held_key, 0, -1, 'WITHSCORES'), now_ms)
+  -- The range as text: a number argument costs Redis a printf (see slot_event, events.lua).
+  return holds_among(redis.call('ZRANGE', held_key, '0', '-1', 'WITHSCORES'), now_ms)
 end
 
 -- The earliest until_ms among the holds of holders other than `holder`; 0 when none.
