@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from service.bench.processes import BenchError, Child, pinned, port_open, ready
+from service.bench.processes import BenchError, Child, pinned, port_open, ready, redis_server
 from service.bench.workloads import SINGLE_REQUESTS
 from service.loadtest.client import ApiClient, Reply
 from service.loadtest.fixture import iso
@@ -37,11 +37,17 @@ class InstructionCount(msgspec.Struct):
     instructions: int
     server: str = ""  # "ceiling", "naive" or "slotlock"
     workload: str = "lock"  # workloads.py; "hold": lock/unlock of partial holds
+    redis_instructions: int = 0  # the redis-server's, over the same requests
 
     @property
     def per_request(self) -> float:
         """Instructions per request."""
         return self.instructions / self.requests
+
+    @property
+    def redis_per_request(self) -> float:
+        """The redis-server's instructions per request."""
+        return self.redis_instructions / self.requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,27 @@ def available() -> bool:
     return all(shutil.which(tool) for tool in ("valgrind", "callgrind_control"))
 
 
+def callgrind_argv(out: Path) -> list[str]:
+    """valgrind's callgrind, counting only once told to, its dumps next to `out`."""
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+
+
+@dataclass(frozen=True, slots=True)
+class CountedRedis:
+    """The redis-server the servers use, under callgrind as well: counted over the same
+    requests as each server, it gives the Redis side of a request (the scripts' work)."""
+
+    child: Child
+    out: Path
+
+    @classmethod
+    def start(cls, directory: Path, port: int, core: int | None) -> CountedRedis:
+        """Started, and accepting connections."""
+        out = directory / "callgrind-redis.out"
+        wrapper = tuple(callgrind_argv(out))
+        return cls(redis_server(directory, port, core, wrapper, VALGRIND_START_TIMEOUT_S), out)
+
+
 class Counted:
     """One server under callgrind, counting only while told to."""
 
@@ -69,8 +96,7 @@ class Counted:
         self.server = server
         self.url = f"http://127.0.0.1:{port}"
         self.out = directory / f"callgrind-{port}.out"
-        callgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        self.argv = pinned([*callgrind, f"--callgrind-out-file={self.out}", *argv], core)
+        self.argv = pinned([*callgrind_argv(self.out), *argv], core)
         self.log = directory / f"callgrind-{port}.log"
         self.port = port
         self.ready_path: str | None = None  # a path answering 200 when ready; else: port open
@@ -89,8 +115,9 @@ class Counted:
         requests: int,
         warmup_requests: int,
         connections: int,
+        redis: CountedRedis,
     ) -> list[InstructionCount]:
-        """Start; per load: warm up, count `requests` requests; stop."""
+        """Start; per load: warm up, count `requests` requests (here and in `redis`); stop."""
         print(f"slotlock bench: counting {self.server} (valgrind: slow)", flush=True)
         child = Child(self.argv, self.log, env)
         child.start()
@@ -101,13 +128,17 @@ class Counted:
                 load = Load(self.url, token, counted.slot_ids(), connections, counted.workload,
                             counted.quantity)  # fmt: skip
                 run_async(load.send(warmup_requests))
-                _control(child, "--instr=on")
+                for counting in (redis.child, child):
+                    _control(counting, "--instr=on")
                 sent = run_async(load.send(requests))
-                _control(child, "--instr=off")
-                _control(child, "--dump")
-                total = read_totals(self.out)
+                for counting in (child, redis.child):
+                    _control(counting, "--instr=off")
+                    _control(counting, "--dump")
+                total, redis_total = read_totals(self.out), read_totals(redis.out)
                 counts.append(
-                    InstructionCount(counted.name, sent, total, self.server, counted.workload)
+                    InstructionCount(
+                        counted.name, sent, total, self.server, counted.workload, redis_total
+                    )
                 )
             return counts
         finally:

@@ -120,15 +120,23 @@ def ready(url: str) -> bool:
         return False
 
 
-def redis_server(directory: Path, port: int, core: int | None) -> Child:
-    """A started redis-server on the loopback port, without persistence."""
+def redis_server(
+    directory: Path,
+    port: int,
+    core: int | None,
+    wrapper: tuple[str, ...] = (),
+    timeout_s: float = START_TIMEOUT_S,
+) -> Child:
+    """A started redis-server on the loopback port, without persistence; run by `wrapper`
+    (valgrind, say) when one is given, and waited for as long as `timeout_s`."""
     argv = [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-        "--save", "", "--appendonly", "no", "--logfile", str(directory / "redis.log"),
+        *wrapper, "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+        "--dir", str(directory), "--save", "", "--appendonly", "no",
+        "--logfile", str(directory / "redis.log"),
     ]  # fmt: skip
     child = Child(pinned(argv, core), directory / "redis-stdout.log")
     child.start()
-    child.wait_until(lambda: port_open(port), "redis-server")
+    child.wait_until(lambda: port_open(port), "redis-server", timeout_s=timeout_s)
     return child
 
 
