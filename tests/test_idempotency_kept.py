@@ -6,10 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from service.app import create_app
 from service.settings import RateLimit, Settings
 from service.store.client import RedisClient
+from service.store.idempotency import IdempotencyRecords, KeptAnswer
 from tests.api import Api, error_of
 from tests.test_ops import metric
 
@@ -104,3 +106,56 @@ def test_a_rate_limited_request_keeps_nothing(limited_api: Api) -> None:
     )
     assert error_of(refused) == (429, "E062")
     assert kept_answers(limited_api) == []
+
+
+def test_an_upload_cut_off_claims_nothing(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A POST whose client goes away mid-body is 400 E013 before its Idempotency-Key is
+    claimed: so the whole retry, however soon it comes, is not refused as another body's."""
+    claimed: list[str] = []
+    claim = IdempotencyRecords.claim
+
+    async def counted(records: IdempotencyRecords, record_key: str, kept: KeptAnswer) -> bool:
+        claimed.append(record_key)
+        return await claim(records, record_key, kept)
+
+    monkeypatch.setattr(IdempotencyRecords, "claim", counted)
+    body = b'{"name": "Room 12"}'
+    assert api.client.portal is not None
+    sent = api.client.portal.call(_cut_off_upload, api, body)
+    assert sent[0]["status"] == 400
+    assert b'"E013"' in sent[1]["body"]
+    assert claimed == []
+    retried = api.call("POST", "/resources", {"name": "Room 12"}, headers=KEY)
+    assert retried.status_code in (200, 201), retried.text
+    assert len(claimed) == 1
+
+
+async def _cut_off_upload(api: Api, body: bytes) -> list[Message]:
+    """POST /resources as ASGI: the first 8 bytes of `body`, then the client is gone."""
+    headers = [
+        (b"host", b"test"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {api.pair.secret_key}".encode()),
+        (b"idempotency-key", KEY["idempotency-key"].encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/resources", "raw_path": b"/resources", "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+        "server": ("test", 80),
+    }  # fmt: skip
+    parts: Iterator[Message] = iter([
+        {"type": "http.request", "body": body[:8], "more_body": True},
+        {"type": "http.disconnect"},
+    ])  # fmt: skip
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return next(parts)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await api.app(scope, receive, send)
+    return sent

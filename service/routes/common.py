@@ -68,7 +68,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
-            break  # the client went away; the (partial) body is refused below or ignored
+            # The client went away before the body's end. Nothing may act on the part
+            # that came: an Idempotency-Key would be claimed for it, and the client's
+            # whole retry refused (E101) until that claim was let go.
+            raise BadRequest("the request body was cut off before its end")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
