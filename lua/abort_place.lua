@@ -28,8 +28,8 @@ local intent_id, source_slot_id = ARGV[1], ARGV[2]
 local booking = redis.call('HMGET', booking_key, 'pending_intent', 'status')
 if booking[1] == intent_id then
   local status_field = booking[2] == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
-  move_counters(slot_key, resource_key, 'num_bookings', -1)
-  move_counters(slot_key, resource_key, status_field, -1)
+  move_counters(slot_key, resource_key, 'num_bookings', '-1')
+  move_counters(slot_key, resource_key, status_field, '-1')
   redis.call('HSET', booking_key, 'pending_intent', '', 'moved_to_slot', source_slot_id)
   reindex_slot(starts_key, slot_key)
   slot_event_now(KEYS[5], 'slot.released', slot_key, KEYS[4], resource_key, KEYS[6])

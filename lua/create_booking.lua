@@ -65,12 +65,12 @@ redis.call('HSET', booking_key, unpack(ARGV, 6))
 redis.call('HSET', booking_key, 'resource_id', resource_id)
 redis.call('ZADD', resource_bookings_key, now_ms, booking_id)
 redis.call('ZADD', slot_bookings_key, now_ms, booking_id)
-move_counters(slot_key, resource_key, 'num_bookings', 1)
-move_counters(slot_key, resource_key, 'num_active_bookings', 1)
+move_counters(slot_key, resource_key, 'num_bookings', '1')
+move_counters(slot_key, resource_key, 'num_active_bookings', '1')
 reindex_slot(starts_key, slot_key)
 take_place_of_holder(lock_key, held_key, holds_key, holder, own_hold, slot_id)
-track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
-slot_event_now(events_key, 'slot.booked', slot_key, lock_key, resource_key, held_key, now_ms)
+track_lock_end_and_report(
+  lock_ends_key, events_key, 'slot.booked', slot_id, slot_key, lock_key, resource_key, held_key, now_ms)
 if receipt_ttl_ms > 0 then
   redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)
 end

@@ -41,11 +41,11 @@ end
 -- A lock or hold that ended by itself is reported before this change (events in order).
 local now_ms = redis_now_ms()
 settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot_id, now_ms)
-move_counters(slot_key, resource_key, 'num_bookings', -1)
+move_counters(slot_key, resource_key, 'num_bookings', '-1')
 if current == 'active' then
-  move_counters(slot_key, resource_key, 'num_active_bookings', -1)
+  move_counters(slot_key, resource_key, 'num_active_bookings', '-1')
 else
-  move_counters(slot_key, resource_key, 'num_cancelled_bookings', -1)
+  move_counters(slot_key, resource_key, 'num_cancelled_bookings', '-1')
 end
 redis.call('ZREM', resource_bookings_key, booking_id)
 redis.call('ZREM', slot_bookings_key, booking_id)

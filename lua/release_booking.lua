@@ -57,8 +57,8 @@ if booking[2] ~= source_slot_id or (booking[4] or '') ~= '' or booking[3] ~= sta
 end
 
 local status_field = status == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
-move_counters(slot_key, resource_key, 'num_bookings', -1)
-move_counters(slot_key, resource_key, status_field, -1)
+move_counters(slot_key, resource_key, 'num_bookings', '-1')
+move_counters(slot_key, resource_key, status_field, '-1')
 reindex_slot(starts_key, slot_key)
 redis.call('ZREM', resource_bookings_key, booking_id)
 redis.call('ZREM', slot_bookings_key, booking_id)

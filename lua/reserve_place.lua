@@ -70,8 +70,8 @@ redis.call('DEL', booking_key)  -- a forwarding address left by an earlier move
 redis.call('HSET', booking_key, unpack(ARGV, 6))
 redis.call('HSET', booking_key, 'resource_id', resource_id)
 local status_field = status == 'active' and 'num_active_bookings' or 'num_cancelled_bookings'
-move_counters(slot_key, resource_key, 'num_bookings', 1)
-move_counters(slot_key, resource_key, status_field, 1)
+move_counters(slot_key, resource_key, 'num_bookings', '1')
+move_counters(slot_key, resource_key, status_field, '1')
 reindex_slot(starts_key, slot_key)
 slot_event_now(events_key, 'slot.booked', slot_key, lock_key, resource_key, held_key, now_ms)
 return {'OK', resource_id}

@@ -63,11 +63,11 @@ if current ~= status then
       take_held_place(held_key, holds_key, holder, own_hold, slot[2])
       track_lock_end(lock_ends_key, slot[2], lock_key, held_key, now_ms)
     end
-    move_counters(slot_key, resource_key, 'num_active_bookings', 1)
-    move_counters(slot_key, resource_key, 'num_cancelled_bookings', -1)
+    move_counters(slot_key, resource_key, 'num_active_bookings', '1')
+    move_counters(slot_key, resource_key, 'num_cancelled_bookings', '-1')
   else
-    move_counters(slot_key, resource_key, 'num_active_bookings', -1)
-    move_counters(slot_key, resource_key, 'num_cancelled_bookings', 1)
+    move_counters(slot_key, resource_key, 'num_active_bookings', '-1')
+    move_counters(slot_key, resource_key, 'num_cancelled_bookings', '1')
   end
   redis.call('HSET', booking_key, 'status', status, 'updated_ms', now_ms)
   reindex_slot(starts_key, slot_key)

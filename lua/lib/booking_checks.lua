@@ -43,7 +43,8 @@ local function place_refusal(slot_key, lock_key, held_key, resource_key, environ
   return lock_refusal(slot[4], slot[5], lock_key, held_key, holder, now_ms)
 end
 
--- move_counters: add `delta` to one counter of a slot and of its resource.
+-- move_counters: add `delta` to one counter of a slot and of its resource. Callers pass
+-- it as text ('1', '-1'): Redis 7.0 prints a number argument with printf (see slot_event).
 local function move_counters(slot_key, resource_key, field, delta)
   redis.call('HINCRBY', slot_key, field, delta)
   redis.call('HINCRBY', resource_key, field, delta)

@@ -62,13 +62,16 @@ end
 -- The next instant something holding the slot ends by itself: its whole-slot lock
 -- (Redis drops it at lock_until) or the first of its partial holds (they stop counting at
 -- their until_ms); 0 when nothing holds it.
-local function next_lock_end_ms(lock_key, held_key, now_ms)
-  local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
-  local _, _, hold_end_ms = live_holds(held_key, now_ms)
+local function first_end_ms(lock_end_ms, hold_end_ms)
   if lock_end_ms > 0 and (hold_end_ms == 0 or lock_end_ms < hold_end_ms) then
     return lock_end_ms
   end
   return hold_end_ms
+end
+
+local function next_lock_end_ms(lock_key, held_key, now_ms)
+  local _, _, hold_end_ms = live_holds(held_key, now_ms)
+  return first_end_ms(redis.call('PEXPIRETIME', lock_key), hold_end_ms)
 end
 
 -- Keep the slot's next lock end where the expiry sweep finds it (sl:{T}:lock-ends); every
@@ -85,6 +88,18 @@ end
 
 local function track_lock_end(lock_ends_key, slot_id, lock_key, held_key, now_ms)
   track_lock_end_at(lock_ends_key, slot_id, next_lock_end_ms(lock_key, held_key, now_ms))
+end
+
+-- track_lock_end, then slot_event_now, from one read of the lock and the holds (each of
+-- them reads both): for a script whose change may have ended a lock or a hold, such as a
+-- booking that took the place one kept.
+local function track_lock_end_and_report(
+    lock_ends_key, events_key, kind, slot_id, slot_key, lock_key, resource_key, held_key, now_ms)
+  local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
+  local _, held, hold_end_ms = live_holds(held_key, now_ms)
+  track_lock_end_at(lock_ends_key, slot_id, first_end_ms(lock_end_ms, hold_end_ms))
+  local view = slot_view_of(slot_fields(slot_key), math.max(lock_end_ms, 0), resource_key, held)
+  slot_event(events_key, kind, view)
 end
 
 -- The slot.unlocked of a lock or hold that ended by itself, if nobody wrote it yet: the
