@@ -42,7 +42,7 @@ if booking[1] == intent_id then
     -- The place was counted (and its slot.booked written) when it was reserved.
     local now_ms = redis_now_ms()
     track_lock_end_and_report(lock_ends_key, events_key, 'slot.unlocked',
-      redis.call('HGET', slot_key, 'id'), slot_key, lock_key, resource_key, held_key, now_ms)
+      slot_fields(slot_key), lock_key, resource_key, held_key, now_ms)
   end
 elseif not booking[2] or (booking[3] or '') ~= '' then
   return {'GONE'}

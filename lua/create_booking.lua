@@ -50,12 +50,15 @@ if booked then
   return {'REPLAY', booked}
 end
 
-local slot_id = redis.call('HGET', slot_key, 'id')
+-- One read of the slot serves the checks, its index and its event: nothing here writes
+-- to its hash but the two counters, which are kept current in `slot` below.
+local slot = slot_fields(slot_key)
+local slot_id = slot.id
 if slot_id then
   settle_lock_end(lock_ends_key, events_key, slot_key, lock_key, resource_key, held_key, slot_id, now_ms)
 end
-local refusal, own_hold = place_refusal(
-  slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
+local refusal, own_hold = place_refusal_of(
+  slot, lock_key, held_key, resource_key, environment, holder, now_ms)
 if refusal then
   return {refusal}
 end
@@ -65,12 +68,13 @@ redis.call('HSET', booking_key, unpack(ARGV, 6))
 redis.call('HSET', booking_key, 'resource_id', resource_id)
 redis.call('ZADD', resource_bookings_key, now_ms, booking_id)
 redis.call('ZADD', slot_bookings_key, now_ms, booking_id)
-move_counters(slot_key, resource_key, 'num_bookings', '1')
-move_counters(slot_key, resource_key, 'num_active_bookings', '1')
-reindex_slot(starts_key, slot_key)
+slot.num_bookings = tostring(move_counters(slot_key, resource_key, 'num_bookings', '1'))
+slot.num_active_bookings = tostring(
+  move_counters(slot_key, resource_key, 'num_active_bookings', '1'))
+reindex_slot_of(starts_key, slot)
 take_place_of_holder(lock_key, held_key, holds_key, holder, own_hold, slot_id)
 track_lock_end_and_report(
-  lock_ends_key, events_key, 'slot.booked', slot_id, slot_key, lock_key, resource_key, held_key, now_ms)
+  lock_ends_key, events_key, 'slot.booked', slot, lock_key, resource_key, held_key, now_ms)
 if receipt_ttl_ms > 0 then
   redis.call('SET', receipt_key, booking_id, 'PX', receipt_ttl_ms)
 end

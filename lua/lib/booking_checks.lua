@@ -24,30 +24,41 @@ end
 -- On success it also returns the holder's running partial hold on the slot (or nil): the
 -- booking then takes one of those places (take_held_place), and needs no free one.
 -- (Scripts that include this include places.lua before it.)
-local function place_refusal(slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
-  local slot = redis.call('HMGET', slot_key,
-    'environment', 'status', 'start_ms', 'capacity', 'num_active_bookings')
-  if slot[1] ~= environment then
+-- place_refusal_of: the same from the slot's fields that a script has already read (a
+-- table with at least environment, status, start_ms, capacity, num_active_bookings).
+local function place_refusal_of(slot, lock_key, held_key, resource_key, environment, holder, now_ms)
+  if slot.environment ~= environment then
     return 'SLOT_NOT_FOUND'
   end
-  if slot[2] ~= 'active' then
+  if slot.status ~= 'active' then
     return 'SLOT_DISABLED'
   end
   local resource = redis.call('HMGET', resource_key, 'status', 'booking_disabled_before')
   if resource[1] ~= 'published' then
     return 'RESOURCE_DRAFT'
   end
-  if tonumber(now_ms) >= tonumber(slot[3]) - tonumber(resource[2] or '0') * 1000 then
+  if tonumber(now_ms) >= tonumber(slot.start_ms) - tonumber(resource[2] or '0') * 1000 then
     return 'BOOKING_CLOSED'
   end
-  return lock_refusal(slot[4], slot[5], lock_key, held_key, holder, now_ms)
+  return lock_refusal(slot.capacity, slot.num_active_bookings, lock_key, held_key, holder, now_ms)
 end
 
--- move_counters: add `delta` to one counter of a slot and of its resource. Callers pass
--- it as text ('1', '-1'): Redis 7.0 prints a number argument with printf (see slot_event).
+local function place_refusal(slot_key, lock_key, held_key, resource_key, environment, holder, now_ms)
+  local slot = redis.call('HMGET', slot_key,
+    'environment', 'status', 'start_ms', 'capacity', 'num_active_bookings')
+  local fields = {
+    environment = slot[1], status = slot[2], start_ms = slot[3], capacity = slot[4],
+    num_active_bookings = slot[5],
+  }
+  return place_refusal_of(fields, lock_key, held_key, resource_key, environment, holder, now_ms)
+end
+
+-- move_counters: add `delta` to one counter of a slot and of its resource; returns the
+-- slot's new count. Callers pass `delta` as text ('1', '-1'): Redis 7.0 prints a number
+-- argument with printf (see slot_event).
 local function move_counters(slot_key, resource_key, field, delta)
-  redis.call('HINCRBY', slot_key, field, delta)
   redis.call('HINCRBY', resource_key, field, delta)
+  return redis.call('HINCRBY', slot_key, field, delta)
 end
 
 -- settled_status: the status of a booking that lives, settled, on slot_id in this

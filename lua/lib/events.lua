@@ -92,14 +92,14 @@ end
 
 -- track_lock_end, then slot_event_now, from one read of the lock and the holds (each of
 -- them reads both): for a script whose change may have ended a lock or a hold, such as a
--- booking that took the place one kept.
+-- booking that took the place one kept. `slot`: the slot's fields as slot_fields gives
+-- them, kept current by the script.
 local function track_lock_end_and_report(
-    lock_ends_key, events_key, kind, slot_id, slot_key, lock_key, resource_key, held_key, now_ms)
+    lock_ends_key, events_key, kind, slot, lock_key, resource_key, held_key, now_ms)
   local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
   local _, held, hold_end_ms = live_holds(held_key, now_ms)
-  track_lock_end_at(lock_ends_key, slot_id, first_end_ms(lock_end_ms, hold_end_ms))
-  local view = slot_view_of(slot_fields(slot_key), math.max(lock_end_ms, 0), resource_key, held)
-  slot_event(events_key, kind, view)
+  track_lock_end_at(lock_ends_key, slot.id, first_end_ms(lock_end_ms, hold_end_ms))
+  slot_event(events_key, kind, slot_view_of(slot, math.max(lock_end_ms, 0), resource_key, held))
 end
 
 -- The slot.unlocked of a lock or hold that ended by itself, if nobody wrote it yet: the

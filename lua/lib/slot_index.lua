@@ -12,6 +12,13 @@ local function slot_is_open(status, capacity, num_active_bookings)
   return status == 'active' and tonumber(num_active_bookings or '0') < tonumber(capacity or '0')
 end
 
+-- Put the slot in the band its fields say (a table a script has read and kept current:
+-- id, start_ms, status, capacity, num_active_bookings), at its start.
+local function reindex_slot_of(starts_key, slot)
+  local is_open = slot_is_open(slot.status, slot.capacity, slot.num_active_bookings)
+  redis.call('ZADD', starts_key, band_score(slot.start_ms, is_open), slot.id)
+end
+
 -- Put the slot in the band its hash says, at its start. A slot that is gone is left out.
 local function reindex_slot(starts_key, slot_key)
   local slot = redis.call('HMGET', slot_key, 'id', 'start_ms', 'status', 'capacity', 'num_active_bookings')
