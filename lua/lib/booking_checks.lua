@@ -24,8 +24,9 @@ end
 -- On success it also returns the holder's running partial hold on the slot (or nil): the
 -- booking then takes one of those places (take_held_place), and needs no free one.
 -- (Scripts that include this include places.lua before it.)
--- place_refusal_of: the same from the slot's fields that a script has already read (a
--- table with at least environment, status, start_ms, capacity, num_active_bookings).
+-- place_refusal_of takes the slot's fields a script has already read (a table with at
+-- least environment, status, start_ms, capacity, num_active_bookings); place_refusal,
+-- below it, reads them itself.
 local function place_refusal_of(slot, lock_key, held_key, resource_key, environment, holder, now_ms)
   if slot.environment ~= environment then
     return 'SLOT_NOT_FOUND'
