@@ -130,8 +130,8 @@ else
 end
 redis.call('ZADD', holds_key, until_ms, slot.id)
 -- The set lives as long as its longest hold; a shortened hold leaves it longer, which
--- costs a little memory and no correctness (counting drops ended holds first). A set that
--- held nothing did not exist: made just now, it has no deadline to compare with.
+-- costs a little memory and no correctness (ended holds are dropped before a refusal). A
+-- set that held nothing did not exist: made just now, it has no deadline to compare with.
 if holding == 0 or redis.call('PEXPIRETIME', holds_key) < tonumber(until_ms) then
   redis.call('PEXPIREAT', holds_key, until_ms)
 end

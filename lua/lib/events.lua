@@ -29,8 +29,9 @@ local function trim_events(events_key, last_id)
   end
 end
 
-local function append_event(events_key, kind, data)
-  trim_events(events_key, redis.call('XADD', events_key, '*', 'type', kind, 'data', data))
+-- One entry: its type, its data, and any more field/value pairs after them.
+local function append_event(events_key, kind, data, ...)
+  trim_events(events_key, redis.call('XADD', events_key, '*', 'type', kind, 'data', data, ...))
 end
 
 -- One slot event; `view` as slot_view() or slot_view_of() return it. Each part of the view
@@ -41,10 +42,8 @@ end
 -- 2.5k instructions for a deadline in ms, as much as a short command: so the lock paths
 -- pass the numbers they got as text, as text.)
 local function slot_event(events_key, kind, view)
-  trim_events(events_key, redis.call(
-    'XADD', events_key, '*', 'type', kind, 'data', view[1], 'locked_until', view[2],
-    'resource_status', view[3], 'booking_disabled_before', view[4], 'timezone', view[5],
-    'held', view[6]))
+  append_event(events_key, kind, view[1], 'locked_until', view[2], 'resource_status', view[3],
+    'booking_disabled_before', view[4], 'timezone', view[5], 'held', view[6])
 end
 
 -- The slot as GET /slots/:id shows it right after this script's change, for its event.
@@ -70,8 +69,8 @@ local function first_end_ms(lock_end_ms, hold_end_ms)
 end
 
 local function next_lock_end_ms(lock_key, held_key, now_ms)
-  local _, _, hold_end_ms = live_holds(held_key, now_ms)
-  return first_end_ms(redis.call('PEXPIRETIME', lock_key), hold_end_ms)
+  local lock_end_ms, _, hold_end_ms = lock_and_holds(lock_key, held_key, now_ms)
+  return first_end_ms(lock_end_ms, hold_end_ms)
 end
 
 -- Keep the slot's next lock end where the expiry sweep finds it (sl:{T}:lock-ends); every
@@ -96,10 +95,9 @@ end
 -- them, kept current by the script.
 local function track_lock_end_and_report(
     lock_ends_key, events_key, kind, slot, lock_key, resource_key, held_key, now_ms)
-  local lock_end_ms = redis.call('PEXPIRETIME', lock_key)
-  local _, held, hold_end_ms = live_holds(held_key, now_ms)
+  local lock_end_ms, held, hold_end_ms = lock_and_holds(lock_key, held_key, now_ms)
   track_lock_end_at(lock_ends_key, slot.id, first_end_ms(lock_end_ms, hold_end_ms))
-  slot_event(events_key, kind, slot_view_of(slot, math.max(lock_end_ms, 0), resource_key, held))
+  slot_event(events_key, kind, slot_view_of(slot, lock_end_ms, resource_key, held))
 end
 
 -- The slot.unlocked of a lock or hold that ended by itself, if nobody wrote it yet: the

@@ -29,11 +29,14 @@ local function slot_view_of(fields, locked_until_ms, resource_key, held)
   }
 end
 
+-- What holds the slot at now_ms: its whole-slot lock's deadline (0 if none), the places
+-- its running partial holds keep, and when the first of those ends (0 if none).
+local function lock_and_holds(lock_key, held_key, now_ms)
+  local _, held, hold_end_ms = live_holds(held_key, now_ms)
+  return math.max(redis.call('PEXPIRETIME', lock_key), 0), held, hold_end_ms
+end
+
 local function slot_view(slot_key, lock_key, resource_key, held_key, now_ms)
-  local locked_until_ms = redis.call('PEXPIRETIME', lock_key)
-  if locked_until_ms < 0 then
-    locked_until_ms = 0
-  end
-  local _, held = live_holds(held_key, now_ms)
+  local locked_until_ms, held = lock_and_holds(lock_key, held_key, now_ms)
   return slot_view_of(slot_fields(slot_key), locked_until_ms, resource_key, held)
 end
